@@ -1,0 +1,15 @@
+//! Faithful simulators of every external API koppel talks to, over one deterministic payroll world.
+//!
+//! # Layout
+//! - `faults`: fault injection shared by every simulator (429 with Retry-After, 5xx, slow answers).
+//! - `world`: the simulated payroll world (employers, employees, employments) and the mutation
+//!   engine that advances it day by day while recording the ground truth of every change.
+//! - `loket`: the Loket.nl simulator (OAuth2 with rotating refresh tokens, the v2 REST API).
+//! - `insurer`: the pension insurer salary-link simulator (a recipient).
+//! - `webhook_receiver`: a Standard Webhooks receiver that verifies signatures (a recipient).
+
+pub mod faults;
+pub mod insurer;
+pub mod loket;
+pub mod webhook_receiver;
+pub mod world;
