@@ -1,0 +1,204 @@
+//! Connection settings and connect: unlimited reconnects, retry on the initial connect, and
+//! user/password, token, nkey or credentials-file authentication with optional TLS.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// How to reach NATS. Part of every service's config (`[nats]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSettings {
+    /// One or more server URLs, comma separated: `nats://a:4222,nats://b:4222`.
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+    pub token: Option<SecretString>,
+    /// An nkey seed (`SU...`).
+    pub nkey_seed: Option<SecretString>,
+    /// A `.creds` file with a JWT and nkey seed.
+    pub credentials_file: Option<PathBuf>,
+    pub require_tls: bool,
+    /// Extra root certificates (PEM) to trust, for a private CA.
+    pub tls_root_certificates: Option<PathBuf>,
+    /// The client name shown in the server's connection list.
+    pub client_name: Option<String>,
+    /// How long a first connect may take before `connect` gives up. Zero: wait forever,
+    /// connecting in the background (what long-running workers want).
+    #[serde(with = "humantime_seconds")]
+    pub initial_connect_timeout: Duration,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        NatsSettings {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            user: None,
+            password: None,
+            token: None,
+            nkey_seed: None,
+            credentials_file: None,
+            require_tls: false,
+            tls_root_certificates: None,
+            client_name: None,
+            initial_connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Durations in config are whole seconds, which is what operators write.
+mod humantime_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(deserializer)?))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot read NATS credentials file {path}: {source}")]
+    Credentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot reach NATS at {url} within {seconds} s: {reason}")]
+    Unreachable {
+        url: String,
+        seconds: u64,
+        reason: String,
+    },
+    #[error("NATS refused the connection to {url}: {reason}")]
+    Refused { url: String, reason: String },
+}
+
+/// Connects with unlimited reconnects. With a non-zero `initial_connect_timeout`, a server that
+/// is down at start is an error after that time (a CLI wants that); with zero, the client
+/// connects in the background and calls wait for it (a worker wants that).
+pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, ConnectError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("Disconnected from NATS; reconnecting.")
+                }
+                async_nats::Event::Connected => tracing::info!("Connected to NATS."),
+                async_nats::Event::SlowConsumer(subscription) => {
+                    tracing::warn!(
+                        subscription,
+                        "NATS slow consumer; messages are redelivered by JetStream."
+                    )
+                }
+                other => tracing::debug!(event = %other, "NATS connection event."),
+            }
+        });
+    if let Some(name) = &settings.client_name {
+        options = options.name(name);
+    }
+    if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
+        options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
+    }
+    if let Some(token) = &settings.token {
+        options = options.token(token.expose_secret().to_owned());
+    }
+    if let Some(seed) = &settings.nkey_seed {
+        options = options.nkey(seed.expose_secret().to_owned());
+    }
+    if let Some(path) = &settings.credentials_file {
+        options =
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| ConnectError::Credentials {
+                    path: path.clone(),
+                    source,
+                })?;
+    }
+    if settings.require_tls {
+        options = options.require_tls(true);
+    }
+    if let Some(path) = &settings.tls_root_certificates {
+        options = options.add_root_certificates(path.clone());
+    }
+    let url = settings.url.clone();
+    if settings.initial_connect_timeout.is_zero() {
+        return options
+            .retry_on_initial_connect()
+            .connect(url.as_str())
+            .await
+            .map_err(|error| ConnectError::Refused {
+                url,
+                reason: error.to_string(),
+            });
+    }
+    let seconds = settings.initial_connect_timeout.as_secs();
+    match tokio::time::timeout(
+        settings.initial_connect_timeout,
+        options.connect(url.as_str()),
+    )
+    .await
+    {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => {
+            let reason = error.to_string();
+            match error.kind() {
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication
+                | async_nats::ConnectErrorKind::Tls => Err(ConnectError::Refused { url, reason }),
+                _ => Err(ConnectError::Unreachable {
+                    url,
+                    seconds,
+                    reason,
+                }),
+            }
+        }
+        Err(_) => Err(ConnectError::Unreachable {
+            url,
+            seconds,
+            reason: "timed out".to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let settings = NatsSettings {
+            password: Some(SecretString::from("hunter2-password")),
+            token: Some(SecretString::from("token-abc")),
+            nkey_seed: Some(SecretString::from("SUAEXAMPLESEED")),
+            ..NatsSettings::default()
+        };
+        let debug = format!("{settings:?}");
+        for secret in ["hunter2-password", "token-abc", "SUAEXAMPLESEED"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_clear_error() {
+        let settings = NatsSettings {
+            url: "nats://127.0.0.1:1".to_owned(),
+            initial_connect_timeout: Duration::from_secs(2),
+            ..NatsSettings::default()
+        };
+        let error = connect(&settings).await.unwrap_err();
+        assert!(matches!(error, ConnectError::Unreachable { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot reach NATS at nats://127.0.0.1:1"),
+            "{error}"
+        );
+    }
+}

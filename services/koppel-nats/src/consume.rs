@@ -1,0 +1,131 @@
+//! Settling pulled messages, and durable pull consumers.
+//!
+//! [`AckOutcome`] is the closed set of ways koppel settles a message. It has no bare NAK: a NAK
+//! without delay makes JetStream redeliver at once, which burns through retries in milliseconds
+//! and hammers a struggling recipient. Every retry names its delay.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::{self, AckKind};
+
+/// The shortest delay a NAK may carry; anything shorter is raised to it.
+pub const MIN_NAK_DELAY: Duration = Duration::from_millis(50);
+
+/// How to settle one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Done: delivered, or parked in the dead-letter stream.
+    Ack,
+    /// Redeliver after the delay (at least [`MIN_NAK_DELAY`]).
+    NakWithDelay(Duration),
+    /// Still working on it: restart the ack-wait clock so JetStream does not redeliver.
+    InProgress,
+    /// Never redeliver. Only for messages already dealt with elsewhere.
+    Term,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot settle message with {outcome:?}: {reason}")]
+pub struct SettleError {
+    pub outcome: AckOutcome,
+    pub reason: String,
+}
+
+/// Sends the outcome to JetStream. `Ack` and `Term` are double acks (the server confirms), so a
+/// caller that then forgets the message knows JetStream did too; `InProgress` and naks are
+/// fire-and-forget, as losing one only means an earlier redelivery.
+pub async fn settle(message: &jetstream::Message, outcome: AckOutcome) -> Result<(), SettleError> {
+    let result = match outcome {
+        AckOutcome::Ack => message.double_ack().await,
+        AckOutcome::Term => message.double_ack_with(AckKind::Term).await,
+        AckOutcome::InProgress => message.ack_with(AckKind::Progress).await,
+        AckOutcome::NakWithDelay(delay) => {
+            message
+                .ack_with(AckKind::Nak(Some(delay.max(MIN_NAK_DELAY))))
+                .await
+        }
+    };
+    result.map_err(|error| SettleError {
+        outcome,
+        reason: error.to_string(),
+    })
+}
+
+/// A durable pull consumer's shape.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub durable_name: String,
+    pub filter_subjects: Vec<String>,
+    /// How long JetStream waits for a settle before redelivering. Workers that need longer send
+    /// `InProgress`.
+    pub ack_wait: Duration,
+    /// Unacknowledged messages outstanding at once: the bound on a worker's memory.
+    pub max_ack_pending: i64,
+    pub deliver_policy: DeliverPolicy,
+    pub description: Option<String>,
+}
+
+impl ConsumerSpec {
+    pub fn new(durable_name: impl Into<String>, filter_subjects: Vec<String>) -> Self {
+        ConsumerSpec {
+            durable_name: durable_name.into(),
+            filter_subjects,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1000,
+            deliver_policy: DeliverPolicy::All,
+            description: None,
+        }
+    }
+
+    fn config(&self) -> consumer::pull::Config {
+        // A consumer with one filter uses `filter_subject`: servers before 2.10 know no other.
+        let (filter_subject, filter_subjects) = match self.filter_subjects.as_slice() {
+            [single] => (single.clone(), Vec::new()),
+            many => (String::new(), many.to_vec()),
+        };
+        consumer::pull::Config {
+            durable_name: Some(self.durable_name.clone()),
+            description: self.description.clone(),
+            deliver_policy: self.deliver_policy,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            // Unlimited: koppel decides when to give up (and dead-letters), never the server,
+            // which would leave the message unacked in the stream with nobody told.
+            max_deliver: -1,
+            max_ack_pending: self.max_ack_pending,
+            filter_subject,
+            filter_subjects,
+            ..Default::default()
+        }
+    }
+}
+
+/// Creates the durable consumer, or updates its filter and limits if it exists. The position
+/// of an existing durable is kept, so changing a subscription loses nothing.
+pub async fn ensure_pull_consumer(
+    stream: &jetstream::stream::Stream,
+    spec: &ConsumerSpec,
+) -> Result<PullConsumer, String> {
+    stream
+        .create_consumer(spec.config())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_filter_uses_the_single_field_for_old_servers() {
+        let config = ConsumerSpec::new("deliver-x", vec!["a.>".to_owned()]).config();
+        assert_eq!(config.filter_subject, "a.>");
+        assert!(config.filter_subjects.is_empty());
+        let config =
+            ConsumerSpec::new("deliver-x", vec!["a.>".to_owned(), "b.>".to_owned()]).config();
+        assert_eq!(config.filter_subject, "");
+        assert_eq!(config.filter_subjects.len(), 2);
+        assert_eq!(config.max_deliver, -1);
+    }
+}

@@ -1,0 +1,26 @@
+//! koppel's JetStream plumbing: connecting, the streams and buckets, the deduplicating
+//! publisher, pull-consumer outcomes, and compare-and-set over KV.
+//!
+//! # Layout
+//! - `connect`: connection settings (auth, TLS) and a connect that never gives up.
+//! - `topology`: create-or-update of KOPPEL_EVENTS, KOPPEL_DLQ and every KV bucket, and
+//!   registration of the writer schemas.
+//! - `publish`: pipelined publishing with bounded in-flight acks and `Nats-Msg-Id` dedupe.
+//! - `consume`: the closed set of ways to settle a pulled message, and durable consumers.
+//! - `kv`: typed compare-and-set helpers over KV buckets.
+//! - `schemas`: reading writer schemas back from the schemas bucket for decoding.
+//!
+//! The module structure mirrors async-nats's concepts, not koppel's services.
+
+pub mod connect;
+pub mod consume;
+pub mod kv;
+pub mod publish;
+pub mod schemas;
+pub mod topology;
+
+pub use connect::{ConnectError, NatsSettings, connect};
+pub use consume::{AckOutcome, ConsumerSpec, SettleError, ensure_pull_consumer, settle};
+pub use kv::{KvError, Versioned};
+pub use publish::{PreparedEvent, PublishError, PublishReport, Publisher, PublisherSettings};
+pub use topology::{Topology, TopologyError, TopologySettings};
