@@ -187,6 +187,7 @@ fn populate_employer(world: &mut World, employer_index: usize) {
             job_function,
             start_date,
             age_in_days,
+            may_have_earlier_employment: true,
         };
         let (employee_id, _employment_id) =
             add_employee(world, employer_index, placement, GENESIS_VERSION);
@@ -221,6 +222,10 @@ pub(super) struct Placement {
     pub(super) start_date: NaiveDate,
     /// Age of the new employee on the world's current day.
     pub(super) age_in_days: u64,
+    /// Whether the employee may get an earlier, ended employment (a rehire). Only the initial
+    /// population has history; a hire made by the mutation engine is a first employment, so
+    /// the ground-truth log's `Hired` entry names every employment it created.
+    pub(super) may_have_earlier_employment: bool,
 }
 
 /// Creates an employee and its current employment (and, for a few, an earlier ended one), stamps
@@ -267,7 +272,7 @@ pub(super) fn add_employee(
     // About one in twenty-five had an earlier employment with this employer (a rehire), which
     // makes the current one NumIV 2, as payroll numbers inkomstenverhoudingen per employee.
     let earliest_earlier_start = days_before(today, placement.age_in_days.saturating_sub(18 * 365));
-    if random.random_range(0..25) == 0 {
+    if placement.may_have_earlier_employment && random.random_range(0..25) == 0 {
         let gap = random.random_range(30..300);
         let length = random.random_range(200..2000);
         let earlier_end = days_before(placement.start_date, gap);

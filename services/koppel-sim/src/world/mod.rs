@@ -21,7 +21,7 @@
 mod generate;
 pub mod identifiers;
 mod mutations;
-mod names;
+pub(crate) mod names;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -849,6 +849,17 @@ mod tests {
                 assert_eq!(employment.end_date, Some(change.effective_date));
             }
             if change.kind == ChangeKind::Hired {
+                let employee_id = change.employee_id.unwrap();
+                let (employer, _) = world.employee(employee_id).unwrap();
+                let employments_of_hire = employer
+                    .employments
+                    .iter()
+                    .filter(|e| e.employee_id == employee_id)
+                    .count();
+                assert_eq!(
+                    employments_of_hire, 1,
+                    "a hire creates exactly one employment"
+                );
                 let (employer, employment) =
                     world.employment(change.employment_id.unwrap()).unwrap();
                 assert_eq!(employer.id, change.employer_id);

@@ -170,6 +170,7 @@ impl World {
             job_function,
             start_date: self.today,
             age_in_days,
+            may_have_earlier_employment: false,
         };
         let version = self.next_version();
         let (employee_id, employment_id) =
