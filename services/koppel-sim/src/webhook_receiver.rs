@@ -7,6 +7,15 @@
 //! share of requests with 429/503 (the shared fault injector) and refuse chosen message types
 //! with `webhook-delivery: abort-message`, an instruction the sender must honour.
 //!
+//! # Order key: `data.employee_id`
+//! The Standard Webhooks envelope says nothing about entities, so the receiver needs a convention
+//! to know which messages belong to one employee. It reads `data.employee_id` (a string; a number
+//! is taken as its decimal text), qualified by `data.employer_key` when present, because koppel's
+//! employee ids are only unique within one source employer. koppel's webhook payload must
+//! therefore carry both at the top level of `data`; messages without `employee_id` (employer and
+//! sync events) are accepted without an order judgement, as are messages without the
+//! `koppel-stream-sequence` header (counted in `without_stream_sequence`).
+//!
 //! # HTTP
 //! `POST /webhooks`. Answers: 200 `{"result":"accepted"}` or `{"result":"duplicate"}`;
 //! 400 `{"error":<reason>,"message":..}` for missing headers, a bad or stale timestamp, a bad

@@ -97,16 +97,19 @@ pub enum Gender {
     Unknown,
 }
 
+/// Every part is optional because koppel's canonical address is: sources deliver foreign and
+/// incomplete addresses, and refusing the whole enrolment over a missing postal code would stop
+/// the pension accrual for a detail the insurer can ask the participant about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
-    pub street: String,
-    pub house_number: String,
+    pub street: Option<String>,
+    pub house_number: Option<String>,
     pub house_number_addition: Option<String>,
-    pub postal_code: String,
-    pub city: String,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. `NL`.
-    pub country_code: String,
+    pub country_code: Option<String>,
 }
 
 /// The pension-relevant personal data of a participant. Name parts follow the Dutch model
