@@ -2,13 +2,15 @@
 //! [`Event`] enum over them.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::model::{Employee, Employer, Employment, SourceSystem};
 
 /// The kind of change an event describes. `Unknown` is what a reader sees for a symbol added
 /// by a newer writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventType {
     Unknown,
     EmployerUpserted,
@@ -71,7 +73,8 @@ impl EventType {
 }
 
 /// The entity an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EntityType {
     Employer,
     Employee,
@@ -91,7 +94,7 @@ impl EntityType {
 }
 
 /// What every event carries about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventHeader {
     pub event_id: Uuid,
     pub event_type: EventType,
@@ -107,14 +110,14 @@ pub struct EventHeader {
     pub changed_fields: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EmployerUpserted {
     pub header: EventHeader,
     pub employer: Employer,
 }
 
 /// Shared shape of the three employee events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EmployeeEvent {
     pub header: EventHeader,
     pub employee: Employee,
@@ -122,27 +125,29 @@ pub struct EmployeeEvent {
 
 /// Shared shape of the three employment events. The employee rides along so that a recipient
 /// (an insurer enrolling a joiner needs the BSN and date of birth) never calls back into a source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EmploymentEvent {
     pub header: EventHeader,
     pub employment: Employment,
     pub employee: Employee,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncKind {
     Full,
     Delta,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncResult {
     Unknown,
     Completed,
     HeldBack,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct SyncCounts {
     pub employees_seen: i64,
     pub employments_seen: i64,
@@ -151,14 +156,14 @@ pub struct SyncCounts {
     pub removals_held_back: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordError {
     pub entity_type: String,
     pub entity_id: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncCompleted {
     pub header: EventHeader,
     pub kind: SyncKind,
@@ -170,7 +175,8 @@ pub struct SyncCompleted {
 }
 
 /// Every event koppel writes. Closed: adding a variant is a schema change (see schemas/README.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "data")]
 pub enum Event {
     EmployerUpserted(EmployerUpserted),
     EmployeeCreated(EmployeeEvent),

@@ -7,9 +7,11 @@ use std::fmt;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use serde::Serialize;
 
 /// The system an event was extracted from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SourceSystem {
     /// A symbol this reader does not know (written by a newer writer).
     Unknown,
@@ -98,6 +100,14 @@ impl Bsn {
     }
 }
 
+/// Serialized as the nine digits: JSON output is a wire format like Avro. Tools that print
+/// events for people (`koppel tail`) mask it unless asked not to.
+impl Serialize for Bsn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Debug for Bsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Bsn(<redacted>)")
@@ -123,7 +133,8 @@ pub fn passes_eleven_test(digits: &str) -> bool {
 }
 
 /// Which last names a person uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NameUsage {
     Own,
     Partner,
@@ -131,7 +142,7 @@ pub enum NameUsage {
     OwnPartner,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PersonName {
     pub initials: Option<String>,
     pub first_name: Option<String>,
@@ -173,7 +184,8 @@ impl PersonName {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Gender {
     Unknown,
     Male,
@@ -181,7 +193,7 @@ pub enum Gender {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct Address {
     pub street: Option<String>,
     pub house_number: Option<String>,
@@ -192,14 +204,14 @@ pub struct Address {
 }
 
 /// A department or cost center.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct OrganisationUnit {
     pub id: String,
     pub code: Option<String>,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Money {
     pub amount: Decimal,
     pub currency: String,
@@ -214,7 +226,8 @@ impl Money {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SalaryPeriod {
     Unknown,
     Hour,
@@ -224,13 +237,13 @@ pub enum SalaryPeriod {
     Year,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Salary {
     pub amount: Money,
     pub period: SalaryPeriod,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Employer {
     pub employer_key: String,
     pub source: SourceSystem,
@@ -241,7 +254,7 @@ pub struct Employer {
     pub chamber_of_commerce_number: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Employee {
     pub employee_id: String,
     pub employee_number: Option<String>,
@@ -256,7 +269,7 @@ pub struct Employee {
     pub manager_employee_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Employment {
     pub employment_id: String,
     pub employee_id: String,

@@ -40,7 +40,9 @@ pub enum Fault {
 impl IntoResponse for Fault {
     fn into_response(self) -> Response {
         match self {
-            Fault::TooManyRequests { retry_after_seconds } => {
+            Fault::TooManyRequests {
+                retry_after_seconds,
+            } => {
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,
                     axum::Json(serde_json::json!({"message": "Too many requests"})),
@@ -143,7 +145,9 @@ fn draw(random: &mut SmallRng, per_mille: u16) -> bool {
 /// A poisoned lock only means another handler panicked; the data (a config or an RNG) is still
 /// usable, so the simulator keeps serving.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -170,7 +174,12 @@ mod tests {
         let mut seen = 0u64;
         for _ in 0..1000 {
             if let Some(fault) = injector.before_request().await {
-                assert_eq!(fault, Fault::TooManyRequests { retry_after_seconds: 2 });
+                assert_eq!(
+                    fault,
+                    Fault::TooManyRequests {
+                        retry_after_seconds: 2
+                    }
+                );
                 seen += 1;
             }
         }

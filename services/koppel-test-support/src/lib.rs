@@ -176,15 +176,4 @@ pub async fn topology() -> Topology {
     }
 }
 
-/// Logs to the test output when `TEST_LOG` is set; silent otherwise.
-pub fn init_test_logging() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
+pub use koppel_runtime::telemetry::init_test_logging;

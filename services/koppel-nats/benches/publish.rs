@@ -1,0 +1,145 @@
+//! Publish benchmark: the koppel publisher against a raw async-nats pipelined-publish loop over
+//! payloads of the same size, in the same run, on the same server; plus Avro encode and decode
+//! cost and size against serde_json.
+//!
+//! `cargo bench -p koppel-nats --bench publish` (needs Docker and the local NATS image, see
+//! README, or `KOPPEL_NATS_URL`). `KOPPEL_BENCH_EVENTS` changes the event count (default 100000).
+//! Prints figures; asserts nothing: targets are judged from the printed ratio.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_arithmetic
+)]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::PublishMessage;
+use koppel_events::sample;
+use koppel_nats::{PreparedEvent, Publisher, PublisherSettings, Topology, TopologySettings};
+
+const IN_FLIGHT: usize = 512;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn fresh_topology() -> Topology {
+    let client = async_nats::ConnectOptions::new()
+        .connect(koppel_test_support::nats_server().url.as_str())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    Topology::ensure(
+        jetstream,
+        koppel_test_support::unique_names(),
+        &TopologySettings::default(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn run() {
+    let count: u64 = std::env::var("KOPPEL_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    println!("# koppel publish benchmark: {count} events, {IN_FLIGHT} in flight");
+
+    // Codec figures on the same events.
+    let events: Vec<_> = (0..count).map(sample::employment_changed).collect();
+    let started = Instant::now();
+    let payloads: Vec<Vec<u8>> = events
+        .iter()
+        .map(|event| koppel_events::encode(event).unwrap())
+        .collect();
+    let encode_time = started.elapsed();
+    let started = Instant::now();
+    for payload in &payloads {
+        std::hint::black_box(koppel_events::decode(payload).unwrap());
+    }
+    let decode_time = started.elapsed();
+    let started = Instant::now();
+    let json: Vec<Vec<u8>> = events
+        .iter()
+        .map(|event| serde_json::to_vec(event).unwrap())
+        .collect();
+    let json_time = started.elapsed();
+    let avro_bytes: usize = payloads.iter().map(Vec::len).sum();
+    let json_bytes: usize = json.iter().map(Vec::len).sum();
+    let per_event = |duration: Duration| duration.as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "avro encode: {:.2} us/event; decode: {:.2} us/event; serde_json encode: {:.2} us/event",
+        per_event(encode_time),
+        per_event(decode_time),
+        per_event(json_time)
+    );
+    println!(
+        "size: avro {:.0} B/event, json {:.0} B/event, avro/json = {:.2}",
+        avro_bytes as f64 / count as f64,
+        json_bytes as f64 / count as f64,
+        avro_bytes as f64 / json_bytes as f64
+    );
+
+    // Raw baseline: the same payload bytes, pipelined with the same in-flight bound, no headers.
+    let raw_topology = fresh_topology().await;
+    let raw_prepared: Vec<PreparedEvent> = events
+        .iter()
+        .map(|event| PreparedEvent::encode(&raw_topology.names, event).unwrap())
+        .collect();
+    let started = Instant::now();
+    let mut in_flight = VecDeque::with_capacity(IN_FLIGHT);
+    for event in &raw_prepared {
+        if in_flight.len() >= IN_FLIGHT {
+            let future: async_nats::jetstream::context::PublishAckFuture =
+                in_flight.pop_front().unwrap();
+            future.await.unwrap();
+        }
+        let future = raw_topology
+            .jetstream
+            .send_publish(
+                event.subject.clone(),
+                PublishMessage::build().payload(event.payload.clone()),
+            )
+            .await
+            .unwrap();
+        in_flight.push_back(future);
+    }
+    while let Some(future) = in_flight.pop_front() {
+        future.await.unwrap();
+    }
+    let raw_time = started.elapsed();
+
+    // koppel publisher: headers, Nats-Msg-Id dedupe, ordered ack accounting.
+    let koppel_topology = fresh_topology().await;
+    let prepared: Vec<PreparedEvent> = events
+        .iter()
+        .map(|event| PreparedEvent::encode(&koppel_topology.names, event).unwrap())
+        .collect();
+    let publisher = Publisher::new(
+        koppel_topology.jetstream.clone(),
+        PublisherSettings {
+            max_in_flight: IN_FLIGHT,
+            ..Default::default()
+        },
+    );
+    let started = Instant::now();
+    let report = publisher.publish_all(&prepared).await.unwrap();
+    let koppel_time = started.elapsed();
+    assert_eq!(report.stored, count);
+
+    let raw_rate = count as f64 / raw_time.as_secs_f64();
+    let koppel_rate = count as f64 / koppel_time.as_secs_f64();
+    println!("raw async-nats pipelined publish: {raw_rate:.0} events/s");
+    println!("koppel publisher:                 {koppel_rate:.0} events/s");
+    println!(
+        "ratio koppel/raw: {:.2} (target >= 0.80)",
+        koppel_rate / raw_rate
+    );
+}
