@@ -6,10 +6,13 @@
 //! - `config`: layered loading (file, then environment) into a service's typed config.
 //! - `telemetry`: the tracing subscriber (JSON or pretty) and the Prometheus recorder. This is
 //!   the only crate that installs either.
+//! - `http`: outbound HTTP client settings and the Retry-After header, shared by every source
+//!   client and recipient.
 //! - `ops`: the operations HTTP server.
 //! - `shutdown`: a cancellation token that fires on SIGINT or SIGTERM.
 
 pub mod config;
+pub mod http;
 pub mod ops;
 pub mod shutdown;
 pub mod telemetry;
