@@ -5,11 +5,14 @@
 //! - `world`: the simulated payroll world (employers, employees, employments) and the mutation
 //!   engine that advances it day by day while recording the ground truth of every change.
 //! - `loket`: the Loket.nl simulator (OAuth2 with rotating refresh tokens, the v2 REST API).
+//! - `unit4`: the Unit4 HR & Salarisgemak simulator (IDS client credentials, koppel's
+//!   provisional resource contract).
 //! - `insurer`: the pension insurer salary-link simulator (a recipient).
 //! - `webhook_receiver`: a Standard Webhooks receiver that verifies signatures (a recipient).
 
 pub mod faults;
 pub mod insurer;
 pub mod loket;
+pub mod unit4;
 pub mod webhook_receiver;
 pub mod world;
