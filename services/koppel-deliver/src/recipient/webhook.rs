@@ -1,0 +1,290 @@
+//! Standard Webhooks (recipients.md §4): a JSON body `{type, timestamp, data}` signed with
+//! `v1` HMAC-SHA256 over `id.timestamp.body`, the event id as `webhook-id`.
+//!
+//! The signing is written here rather than borrowed from the receiver simulator, so the
+//! simulator's verification is an independent check of it.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use koppel_events::{Event, EventType};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::Sha256;
+
+use super::{DeliveryRequest, is_retryable_status, one_line, transport_failure};
+use crate::outcome::{AttemptOutcome, PermanentClass};
+
+pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
+pub const WEBHOOK_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "webhook-signature";
+pub const STREAM_SEQUENCE_HEADER: &str = "koppel-stream-sequence";
+/// The receiver's delivery control header (Svix): `abort-message` means "stop sending this".
+pub const DELIVERY_CONTROL_HEADER: &str = "webhook-delivery";
+const SECRET_PREFIX: &str = "whsec_";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookSecretError {
+    #[error("a webhook secret is whsec_ followed by base64")]
+    NotBase64,
+    #[error("a webhook secret decodes to at least one byte")]
+    Empty,
+}
+
+/// The HMAC key of an endpoint: the bytes after `whsec_`, base64-decoded. Never printed.
+#[derive(Clone)]
+pub struct WebhookSecret {
+    key: SecretSlice<u8>,
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+impl WebhookSecret {
+    /// Accepts `whsec_<base64>` or bare base64, as the reference implementation does.
+    pub fn parse(secret: &str) -> Result<Self, WebhookSecretError> {
+        let encoded = secret.trim();
+        let encoded = encoded.strip_prefix(SECRET_PREFIX).unwrap_or(encoded);
+        let key = STANDARD
+            .decode(encoded)
+            .map_err(|_| WebhookSecretError::NotBase64)?;
+        if key.is_empty() {
+            return Err(WebhookSecretError::Empty);
+        }
+        Ok(WebhookSecret {
+            key: SecretSlice::from(key),
+        })
+    }
+
+    /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
+    pub fn sign(&self, webhook_id: &str, timestamp: i64, body: &[u8]) -> String {
+        // HMAC takes keys of any length, so this cannot fail; the fallback keeps it total.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose_secret()) else {
+            return String::new();
+        };
+        mac.update(webhook_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The `type` of a webhook message: full-stop hierarchical, entity then change.
+pub fn message_type(event_type: EventType) -> &'static str {
+    match event_type {
+        EventType::Unknown => "koppel.unknown",
+        EventType::EmployerUpserted => "employer.upserted",
+        EventType::EmployeeCreated => "employee.created",
+        EventType::EmployeeUpdated => "employee.updated",
+        EventType::EmployeeRemoved => "employee.removed",
+        EventType::EmploymentStarted => "employment.started",
+        EventType::EmploymentChanged => "employment.changed",
+        EventType::EmploymentEnded => "employment.ended",
+        EventType::SyncCompleted => "sync.completed",
+    }
+}
+
+/// The JSON body. `data` is the event as JSON plus `employer_key` and `employee_id` at its top
+/// level: the receiver's order key. `timestamp` is when koppel observed the change, not the
+/// attempt, so every retry sends the same bytes (only the signature headers change).
+pub fn webhook_body(event: &Event) -> Result<Vec<u8>, serde_json::Error> {
+    let header = event.header();
+    let tagged = serde_json::to_value(event)?;
+    let mut data = match tagged {
+        serde_json::Value::Object(mut tagged) => tagged
+            .remove("data")
+            .unwrap_or(serde_json::Value::Object(serde_json::Map::new())),
+        other => other,
+    };
+    if let serde_json::Value::Object(data) = &mut data {
+        data.insert(
+            "employer_key".to_owned(),
+            serde_json::Value::String(header.employer_key.clone()),
+        );
+        if let Some(employee_id) = event.employee_id() {
+            data.insert(
+                "employee_id".to_owned(),
+                serde_json::Value::String(employee_id.to_owned()),
+            );
+        }
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "type": message_type(event.event_type()),
+        "timestamp": header.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    }))
+}
+
+/// A Standard Webhooks endpoint.
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    url: String,
+    secret: WebhookSecret,
+}
+
+impl fmt::Debug for WebhookClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookClient")
+            .field("url", &self.url)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl WebhookClient {
+    pub fn new(http: reqwest::Client, url: String, secret: WebhookSecret) -> Self {
+        WebhookClient { http, url, secret }
+    }
+
+    pub async fn deliver(&self, request: &DeliveryRequest<'_>) -> AttemptOutcome {
+        let body = match webhook_body(request.event) {
+            Ok(body) => body,
+            Err(error) => {
+                return AttemptOutcome::Permanent {
+                    class: PermanentClass::Unmappable,
+                    reason: format!("cannot serialize the event as JSON: {error}"),
+                };
+            }
+        };
+        let webhook_id = request.event_id.to_string();
+        // The attempt's time, as the spec wants: receivers refuse stale timestamps.
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = self.secret.sign(&webhook_id, timestamp, &body);
+        let response = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(WEBHOOK_ID_HEADER, &webhook_id)
+            .header(WEBHOOK_TIMESTAMP_HEADER, timestamp.to_string())
+            .header(WEBHOOK_SIGNATURE_HEADER, signature)
+            .header(STREAM_SEQUENCE_HEADER, request.stream_sequence.to_string())
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => return transport_failure(&error),
+        };
+        let status = response.status();
+        let abort = response
+            .headers()
+            .get(DELIVERY_CONTROL_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("abort-message"));
+        // The receiver's instruction wins over the status: an abort on a 503 is still an abort.
+        if abort {
+            return AttemptOutcome::Permanent {
+                class: PermanentClass::Aborted,
+                reason: format!(
+                    "the receiver answered HTTP {} with webhook-delivery: abort-message",
+                    status.as_u16()
+                ),
+            };
+        }
+        match status {
+            status if status.is_success() => AttemptOutcome::Delivered { duplicate: false },
+            StatusCode::GONE => AttemptOutcome::Permanent {
+                class: PermanentClass::Aborted,
+                reason: "HTTP 410 Gone: the endpoint is disabled".to_owned(),
+            },
+            status if is_retryable_status(status) => AttemptOutcome::Retryable {
+                reason: format!("HTTP {}", status.as_u16()),
+                retry_after: koppel_runtime::http::retry_after(response.headers()),
+            },
+            // Other 4xx and redirects (never followed: a redirect could carry the payload to
+            // another host): the endpoint refuses or is misconfigured.
+            status => {
+                let body = response.bytes().await.unwrap_or_default();
+                AttemptOutcome::Permanent {
+                    class: PermanentClass::Refused,
+                    reason: one_line(
+                        &format!(
+                            "HTTP {}: {}",
+                            status.as_u16(),
+                            String::from_utf8_lossy(&body)
+                        ),
+                        400,
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koppel_events::sample;
+
+    #[test]
+    fn the_standard_webhooks_test_vector_signs_as_published() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = secret.sign(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            signature,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn the_reference_crate_vector_signs_too() {
+        let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let signature = secret.sign(
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1_649_367_553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
+        );
+        assert_eq!(
+            signature,
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
+    }
+
+    #[test]
+    fn bad_secrets_are_refused_and_never_printed() {
+        assert_eq!(
+            WebhookSecret::parse("whsec_!!!").unwrap_err(),
+            WebhookSecretError::NotBase64
+        );
+        assert_eq!(
+            WebhookSecret::parse("whsec_").unwrap_err(),
+            WebhookSecretError::Empty
+        );
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert!(!format!("{secret:?}").contains("MfKQ"));
+    }
+
+    #[test]
+    fn the_body_carries_the_order_key_at_the_top_of_data() {
+        let event = sample::employment_changed(9);
+        let body: serde_json::Value =
+            serde_json::from_slice(&webhook_body(&event).unwrap()).unwrap();
+        assert_eq!(body["type"], "employment.changed");
+        assert_eq!(
+            body["timestamp"],
+            event
+                .header()
+                .observed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        assert_eq!(body["data"]["employee_id"], "emp-000009");
+        assert_eq!(body["data"]["employer_key"], "loket-acme-1001");
+        assert_eq!(body["data"]["employment"]["hours_per_week"], "32");
+        assert_eq!(
+            body["data"]["header"]["event_id"],
+            event.header().event_id.to_string()
+        );
+    }
+}
