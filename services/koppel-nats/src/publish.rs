@@ -159,10 +159,10 @@ impl Publisher {
         &self,
         events: &[PreparedEvent],
     ) -> Result<PublishReport, PublishError> {
-        // Where the next attempt resumes, and what earlier attempts confirmed. Cells, because
-        // the attempt closure reads them while the notify closure updates them.
-        let start = std::cell::Cell::new(0usize);
-        let confirmed = std::cell::Cell::new(PublishReport::default());
+        // Where the next attempt resumes, and what earlier attempts confirmed. Shared, because
+        // the attempt closure reads them while the notify closure updates them; a Mutex, not a
+        // Cell, so the returned future is Send and can be spawned on a multi-threaded runtime.
+        let resume = std::sync::Mutex::new((0usize, PublishReport::default()));
         let backoff = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(Duration::from_millis(100))
@@ -172,16 +172,16 @@ impl Publisher {
         // Each attempt resumes at the first event not yet acknowledged. Acks are awaited in
         // publish order, so everything before a failure is known to be stored.
         let result = (|| {
-            let offset = start.get();
-            let report_so_far = confirmed.get();
+            let (offset, report_so_far) =
+                *resume.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             async move { self.publish_from(events, offset, report_so_far).await }
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(|failure: &PublishFailure| failure.error.is_retryable())
         .notify(|failure: &PublishFailure, delay: Duration| {
-            start.set(failure.error.index());
-            confirmed.set(failure.report);
+            *resume.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                (failure.error.index(), failure.report);
             tracing::warn!(error = %failure.error, retry_in_ms = delay.as_millis() as u64, "Publish not acknowledged; retrying from the first unacknowledged event.");
         })
         .await;
