@@ -111,6 +111,33 @@ pub fn encode(event: &Event) -> Result<Vec<u8>, EncodeError> {
     Ok(buffer)
 }
 
+/// The event as an Avro value of this build's writer schema for its type, for writers of
+/// other containers (the export's object container files).
+pub fn event_to_value(event: &Event) -> Result<Value, EncodeError> {
+    match event {
+        Event::EmployerUpserted(event) => event.to_avro(),
+        Event::EmployeeCreated(event)
+        | Event::EmployeeUpdated(event)
+        | Event::EmployeeRemoved(event) => event.to_avro(),
+        Event::EmploymentStarted(event)
+        | Event::EmploymentChanged(event)
+        | Event::EmploymentEnded(event) => event.to_avro(),
+        Event::SyncCompleted(event) => event.to_avro(),
+    }
+}
+
+/// As [`event_to_value`], wrapped as the branch of [`crate::schema::event_union_schema`].
+pub fn event_to_union_value(event: &Event) -> Result<Value, EncodeError> {
+    let branch = EventType::ALL
+        .iter()
+        .position(|event_type| *event_type == event.event_type())
+        .unwrap_or(0);
+    Ok(Value::Union(
+        u32::try_from(branch).unwrap_or(0),
+        Box::new(event_to_value(event)?),
+    ))
+}
+
 /// Reads the writer fingerprint of a single-object payload without decoding the datum.
 pub fn fingerprint_of(payload: &[u8]) -> Result<Fingerprint, DecodeError> {
     if payload.len() < SINGLE_OBJECT_HEADER_LENGTH {

@@ -365,6 +365,35 @@ fn build_catalog() -> Result<SchemaCatalog, SchemaError> {
     Ok(SchemaCatalog { current, released })
 }
 
+/// One self-contained schema for a file holding any event: the union of every event record, in
+/// [`EventType::ALL`] order, each named type defined once. Avro container files carry one
+/// schema, so exports use this one; branch `i` is `EventType::ALL[i]`.
+pub fn event_union_schema() -> Result<Schema, SchemaError> {
+    let union: Vec<String> = EventType::ALL
+        .iter()
+        .map(|event_type| format!("nl.koppel.events.{}", event_type.schema_name()))
+        .collect();
+    let union_json = serde_json::to_string(&union).map_err(|error| SchemaError::Parse {
+        path: "event union".to_owned(),
+        reason: error.to_string(),
+    })?;
+    let (mut schema, schemata) = Schema::parse_str_with_list(
+        &union_json,
+        SCHEMA_SOURCES.iter().map(|(_, source)| *source),
+    )
+    .map_err(|error| SchemaError::Parse {
+        path: "event union".to_owned(),
+        reason: error.to_string(),
+    })?;
+    schema
+        .denormalize(&schemata)
+        .map_err(|error| SchemaError::Parse {
+            path: "event union".to_owned(),
+            reason: error.to_string(),
+        })?;
+    Ok(schema)
+}
+
 #[cfg(test)]
 pub(crate) fn released_schema_sources() -> &'static [(&'static str, &'static str, &'static str)] {
     RELEASED_SCHEMAS

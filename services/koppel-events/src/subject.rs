@@ -158,6 +158,23 @@ impl Names {
         ))
     }
 
+    /// Events of one source and/or one employer: `koppel.events.<source|*>.<employer|*>.>`.
+    pub fn events_filter(
+        &self,
+        source: Option<SourceSystem>,
+        employer_key: Option<&str>,
+    ) -> Result<String, TokenError> {
+        if let Some(employer_key) = employer_key {
+            validate_token("employer key", employer_key)?;
+        }
+        Ok(format!(
+            "{}.events.{}.{}.>",
+            self.subject_prefix(),
+            source.map_or("*", SourceSystem::as_token),
+            employer_key.unwrap_or("*")
+        ))
+    }
+
     /// `koppel.dlq.<recipient>.<employer_key>`.
     pub fn dlq_subject(&self, recipient: &str, employer_key: &str) -> Result<String, TokenError> {
         validate_token("recipient", recipient)?;

@@ -446,3 +446,17 @@ fn schemas_stay_compatible_with_the_last_release() {
         );
     }
 }
+
+#[test]
+fn every_event_fits_the_union_schema_of_container_files() {
+    let union = crate::schema::event_union_schema().unwrap();
+    let mut writer = apache_avro::Writer::new(&union, Vec::new()).unwrap();
+    for event in every_event() {
+        writer
+            .append_value(crate::codec::event_to_union_value(&event).unwrap())
+            .unwrap();
+    }
+    let bytes = writer.into_inner().unwrap();
+    let reader = apache_avro::Reader::new(&bytes[..]).unwrap();
+    assert_eq!(reader.count(), every_event().len());
+}

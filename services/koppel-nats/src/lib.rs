@@ -8,6 +8,7 @@
 //! - `publish`: pipelined publishing with bounded in-flight acks and `Nats-Msg-Id` dedupe.
 //! - `consume`: the closed set of ways to settle a pulled message, and durable consumers.
 //! - `kv`: typed compare-and-set helpers over KV buckets.
+//! - `read`: reading a range of a stream in order, for tail, export and replay tools.
 //! - `schemas`: reading writer schemas back from the schemas bucket for decoding.
 //!
 //! The module structure mirrors async-nats's concepts, not koppel's services.
@@ -16,6 +17,7 @@ pub mod connect;
 pub mod consume;
 pub mod kv;
 pub mod publish;
+pub mod read;
 pub mod schemas;
 pub mod topology;
 

@@ -121,8 +121,13 @@ impl Registry {
         Ok(())
     }
 
-    async fn remove(&self, kind: &'static str, id: &str) -> Result<(), RegistryError> {
-        let key = key(kind, id);
+    async fn remove(
+        &self,
+        prefix: &'static str,
+        kind: &'static str,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        let key = key(prefix, id);
         if get_json::<serde_json::Value>(&self.store, &key)
             .await?
             .is_none()
@@ -157,7 +162,7 @@ impl Registry {
     }
 
     pub async fn remove_connection(&self, id: &str) -> Result<(), RegistryError> {
-        self.remove(CONNECTIONS, id).await
+        self.remove(CONNECTIONS, "connection", id).await
     }
 
     /// Registers or updates an employer. Its connection and recipients must exist, so a typo
@@ -203,7 +208,7 @@ impl Registry {
     }
 
     pub async fn remove_employer(&self, employer_key: &str) -> Result<(), RegistryError> {
-        self.remove(EMPLOYERS, employer_key).await
+        self.remove(EMPLOYERS, "employer", employer_key).await
     }
 
     pub async fn put_recipient(&self, recipient: &Recipient) -> Result<(), RegistryError> {

@@ -2,8 +2,10 @@
 //! deserialized into one typed struct per service with `deny_unknown_fields`, so a typo is an
 //! error at start instead of a silently ignored setting.
 //!
-//! Environment variables nest with double underscores and are lower-cased:
-//! `KOPPEL_NATS__URL=nats://a:4222` sets `[nats] url`. Values that look like integers or
+//! Environment variables name a section and a key, joined by double underscores, and are
+//! lower-cased: `KOPPEL_NATS__URL=nats://a:4222` sets `[nats] url`. Variables without `__`
+//! (`KOPPEL_CONFIG`, `KOPPEL_SECRET_KEY`, `KOPPEL_NATS_IMAGE`...) are not configuration and
+//! are left alone, so `deny_unknown_fields` does not trip over them. Values that look like integers or
 //! booleans become those; quote a value to force a string: `KOPPEL_X__PIN='"0123"'`.
 
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ pub fn load_config_from<T: DeserializeOwned>(
     };
     let mut overrides: Vec<(String, String)> = environment
         .into_iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != "KOPPEL_CONFIG")
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name.contains("__"))
         .collect();
     // Deterministic order: a parent (`KOPPEL_NATS`) before its children (`KOPPEL_NATS__URL`).
     overrides.sort();
@@ -253,24 +255,36 @@ mod tests {
     }
 
     #[test]
+    fn variables_without_a_section_are_not_configuration() {
+        let env = vec![
+            ("KOPPEL_NATS__URL".to_owned(), "u".to_owned()),
+            ("KOPPEL_SECRET_KEY".to_owned(), "not-config".to_owned()),
+            ("KOPPEL_NATS_IMAGE".to_owned(), "koppel/nats:1".to_owned()),
+        ];
+        let file = write("name = \"a\"\n");
+        let config: Example = load_config_from(Some(&file.0), env).unwrap();
+        assert_eq!(config.nats.url, "u");
+    }
+
+    #[test]
     fn quoted_values_stay_strings() {
         let env = vec![
-            ("KOPPEL_NAME".to_owned(), "n".to_owned()),
             ("KOPPEL_NATS__URL".to_owned(), "u".to_owned()),
             ("KOPPEL_NATS__PASSWORD".to_owned(), "\"0123\"".to_owned()),
         ];
-        let config: Example = load_config_from(None, env).unwrap();
+        let file = write("name = \"n\"\n");
+        let config: Example = load_config_from(Some(&file.0), env).unwrap();
         assert_eq!(config.nats.password.unwrap().expose_secret(), "0123");
     }
 
     #[test]
     fn an_unquoted_numeric_secret_is_read_as_a_string() {
         let env = vec![
-            ("KOPPEL_NAME".to_owned(), "n".to_owned()),
             ("KOPPEL_NATS__URL".to_owned(), "u".to_owned()),
             ("KOPPEL_NATS__PASSWORD".to_owned(), "987654".to_owned()),
         ];
-        let config: Example = load_config_from(None, env).unwrap();
+        let file = write("name = \"n\"\n");
+        let config: Example = load_config_from(Some(&file.0), env).unwrap();
         assert_eq!(config.nats.password.unwrap().expose_secret(), "987654");
     }
 

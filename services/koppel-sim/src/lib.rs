@@ -8,11 +8,13 @@
 //! - `unit4`: the Unit4 HR & Salarisgemak simulator (IDS client credentials, koppel's
 //!   provisional resource contract).
 //! - `insurer`: the pension insurer salary-link simulator (a recipient).
+//! - `suite`: every simulator at once, wired for the demo and end-to-end tests.
 //! - `webhook_receiver`: a Standard Webhooks receiver that verifies signatures (a recipient).
 
 pub mod faults;
 pub mod insurer;
 pub mod loket;
+pub mod suite;
 pub mod unit4;
 pub mod webhook_receiver;
 pub mod world;

@@ -12,4 +12,5 @@
 mod consume;
 mod kv;
 mod publish;
+mod read;
 mod topology;

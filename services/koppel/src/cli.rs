@@ -1,0 +1,221 @@
+//! The command line. Every subcommand documents itself (`koppel <command> --help`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "koppel",
+    version,
+    about = "Event pipeline for Dutch payroll and pension data",
+    long_about = "koppel extracts payroll data from Loket.nl and Unit4, publishes change events \
+                  to NATS JetStream, and delivers them to pension insurers and webhooks.\n\n\
+                  Configuration: a TOML file (--config or KOPPEL_CONFIG) plus KOPPEL_<SECTION>__<KEY> \
+                  environment variables. Secrets at rest are sealed with KOPPEL_SECRET_KEY."
+)]
+pub struct Cli {
+    /// Config file (TOML).
+    #[arg(long, global = true, env = "KOPPEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format: text for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// NATS server URL; overrides [nats] url from the config.
+    #[arg(long, global = true, env = "KOPPEL_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Prefix for every stream, bucket and subject (side-by-side installations, tests).
+    #[arg(long, global = true, env = "KOPPEL_NAMESPACE")]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serves every simulator (Loket, Unit4, pension insurer, webhook receiver) until Ctrl-C.
+    Sim(SimArgs),
+    /// Secret-key tools.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Recipients: pension insurers and webhooks.
+    #[command(subcommand)]
+    Recipient(RecipientCommand),
+    /// Employers: link an employer of a connection to recipients.
+    #[command(subcommand)]
+    Employer(EmployerCommand),
+    /// Prints decoded events as JSON lines, following the stream.
+    Tail(TailArgs),
+    /// Writes events to an Avro object container file or JSON lines.
+    Export(ExportArgs),
+    /// The event schemas, as data teams need them.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Seed of the simulated worlds.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Employers per source.
+    #[arg(long, default_value_t = 3)]
+    pub employers: usize,
+    /// Employees per employer.
+    #[arg(long, default_value_t = 25)]
+    pub employees: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Prints a new random key for KOPPEL_SECRET_KEY (base64 of 32 bytes).
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientCommand {
+    /// Registers or updates a recipient.
+    #[command(subcommand)]
+    Add(AddRecipient),
+    /// Lists recipients (secrets are never shown).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddRecipient {
+    /// A pension insurer's salary link.
+    Insurer(AddInsurerArgs),
+    /// A Standard Webhooks endpoint.
+    Webhook(AddWebhookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddInsurerArgs {
+    /// Recipient name (letters, digits, '-' and '_').
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub base_url: String,
+    /// Environment variable holding the insurer's API token (never pass secrets as arguments).
+    #[arg(long, default_value = "KOPPEL_RECIPIENT_TOKEN")]
+    pub token_env: String,
+    /// Parallel requests across employees.
+    #[arg(long, default_value_t = 16)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AddWebhookArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub url: String,
+    /// Environment variable holding the `whsec_...` signing secret.
+    #[arg(long, default_value = "KOPPEL_WEBHOOK_SECRET")]
+    pub secret_env: String,
+    #[arg(long, default_value_t = 16)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmployerCommand {
+    /// Links an employer of a connection to recipients (creates or updates it).
+    Add(AddEmployerArgs),
+    /// Lists registered employers.
+    List,
+    /// Stops extracting an employer and removes its registration.
+    Remove {
+        /// The employer key.
+        employer_key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddEmployerArgs {
+    /// The connection the employer is reached through.
+    #[arg(long)]
+    pub connection: String,
+    /// The employer's id in the source system.
+    #[arg(long)]
+    pub source_id: String,
+    /// koppel's key for the employer (default: <connection>-<first 8 chars of the source id>).
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub name: String,
+    /// Loonheffingennummer, e.g. 123456789L01.
+    #[arg(long)]
+    pub payroll_tax_number: Option<String>,
+    /// A recipient to deliver to; repeat for several.
+    #[arg(long = "recipient")]
+    pub recipients: Vec<String>,
+    /// Hold back a run that would end or remove more than this percentage of employees.
+    #[arg(long, default_value_t = 20)]
+    pub removal_threshold_percent: u8,
+    /// Insurer contract number, when linking to a pension insurer.
+    #[arg(long)]
+    pub insurer_contract: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Only this employer.
+    #[arg(long)]
+    pub employer: Option<String>,
+    /// Only this source (loket, unit4).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only these event types (e.g. EmploymentChanged); repeat for several.
+    #[arg(long = "type")]
+    pub event_types: Vec<String>,
+    /// Start at the beginning of the stream instead of at new events.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Stop at the end of the stream instead of waiting for new events.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Print BSNs in full. Without it they are masked (*****1234).
+    #[arg(long)]
+    pub show_pii: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Avro object container file, writer schema embedded, deflate.
+    Avro,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Start: RFC 3339 time (2026-11-01T00:00:00Z) or date (2026-11-01).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End (exclusive), same forms.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub employer: Option<String>,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Avro)]
+    pub format: ExportFormat,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Lists every writer schema this build writes, with its fingerprint.
+    List,
+    /// Prints one self-contained writer schema as JSON, by event type or fingerprint.
+    Show {
+        /// An event type (EmploymentChanged) or a 16-hex-digit fingerprint.
+        name: String,
+    },
+}

@@ -1,0 +1,40 @@
+//! One module per subcommand group, and the dispatch over them.
+
+pub mod export;
+pub mod registry;
+pub mod schema;
+pub mod sim;
+pub mod tail;
+
+use crate::cli::{Cli, Command, KeyCommand};
+use crate::context::{CliConfig, Context};
+use crate::output::Output;
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let output = Output { format: cli.output };
+    let config = CliConfig::load(&cli)?;
+    let _metrics = koppel_runtime::init_telemetry(&config.telemetry);
+    match cli.command {
+        Command::Key(KeyCommand::Generate) => {
+            let key = koppel_registry::SecretKey::generate_base64()?;
+            if output.is_json() {
+                output.json(&serde_json::json!({ "secret_key": key }));
+            } else {
+                output.text(key);
+            }
+            Ok(())
+        }
+        Command::Schema(command) => schema::run(command, output),
+        Command::Sim(arguments) => sim::run(arguments, output).await,
+        Command::Recipient(command) => {
+            registry::recipient(command, &Context::connect(&config).await?, output).await
+        }
+        Command::Employer(command) => {
+            registry::employer(command, &Context::connect(&config).await?, output).await
+        }
+        // These validate their arguments before connecting, so bad input fails fast and clearly.
+        Command::Tail(arguments) => tail::run(arguments, &config, output).await,
+        Command::Export(arguments) => export::run(arguments, &config, output).await,
+    }
+}

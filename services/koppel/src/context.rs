@@ -1,0 +1,78 @@
+//! The configuration every subcommand shares, and the connection to NATS built from it.
+
+use anyhow::Context as _;
+use koppel_events::Names;
+use koppel_nats::{NatsSettings, Topology, TopologySettings};
+use koppel_registry::Registry;
+use koppel_runtime::TelemetrySettings;
+use serde::Deserialize;
+
+use crate::cli::Cli;
+
+/// `koppel`'s config file. Worker sections join it as the workers land.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CliConfig {
+    pub nats: NatsSettings,
+    pub topology: TopologySettings,
+    pub telemetry: TelemetrySettings,
+    /// Prefix of every stream, bucket and subject; unset in production.
+    pub namespace: Option<String>,
+}
+
+impl Default for CliConfig {
+    fn default() -> Self {
+        CliConfig {
+            nats: NatsSettings::default(),
+            topology: TopologySettings::default(),
+            // A command's stderr is for its one-line error; workers raise this to info.
+            telemetry: TelemetrySettings {
+                log_filter: "warn".to_owned(),
+                ..TelemetrySettings::default()
+            },
+            namespace: None,
+        }
+    }
+}
+
+impl CliConfig {
+    pub fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let mut config: CliConfig = koppel_runtime::load_config(cli.config.as_deref())
+            .context("cannot load configuration")?;
+        if let Some(url) = &cli.nats_url {
+            config.nats.url = url.clone();
+        }
+        if let Some(namespace) = &cli.namespace {
+            config.namespace = Some(namespace.clone());
+        }
+        Ok(config)
+    }
+
+    pub fn names(&self) -> anyhow::Result<Names> {
+        match &self.namespace {
+            Some(namespace) => Names::namespaced(namespace).context("invalid namespace"),
+            None => Ok(Names::production()),
+        }
+    }
+}
+
+/// A connected command: the topology (streams, buckets) and the registry.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub topology: Topology,
+    pub registry: Registry,
+}
+
+impl Context {
+    pub async fn connect(config: &CliConfig) -> anyhow::Result<Self> {
+        let client = koppel_nats::connect(&config.nats)
+            .await
+            .context("cannot connect to NATS")?;
+        let jetstream = async_nats::jetstream::new(client);
+        let topology = Topology::ensure(jetstream, config.names()?, &config.topology)
+            .await
+            .context("cannot set up streams and buckets")?;
+        let registry = Registry::new(topology.registry.clone());
+        Ok(Context { topology, registry })
+    }
+}
