@@ -151,6 +151,9 @@ impl RawDeadLetter {
     }
 }
 
+/// How long a read waits for the next dead letter before concluding there is none.
+const READ_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads every dead letter on `filter`, oldest first, through an ordered consumer (ephemeral,
 /// no acks: reading never changes the stream). `headers_only` skips payloads.
 pub async fn read_dead_letters(
@@ -183,7 +186,14 @@ pub async fn read_dead_letters(
         return Ok(letters);
     }
     let mut messages = reader.messages().await.map_err(|error| read(&error))?;
-    while let Some(message) = messages.next().await {
+    // `pending` ends the read normally. The idle limit ends it when dead letters counted as
+    // pending were deleted meanwhile (a concurrent retry or purge): waiting for them would
+    // wait forever.
+    loop {
+        let message = match tokio::time::timeout(READ_IDLE_LIMIT, messages.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) | Err(_) => break,
+        };
         let message = message.map_err(|error| read(&error))?;
         let info = message.info().map_err(|error| read(&error))?;
         let remaining = info.pending;

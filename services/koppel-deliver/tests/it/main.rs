@@ -1,0 +1,12 @@
+//! The deliverer against a real NATS (testcontainers) and the recipient simulators over real
+//! HTTP: order under faults, dead letters, crash and restart, re-drive, tenant isolation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod dead_letters;
+mod isolation;
+mod ordering_under_faults;
+mod redrive;
+mod support;
+mod undecodable;
