@@ -1,0 +1,195 @@
+//! Benchmark: first (full) extraction of 20 employers from the Loket simulator over loopback,
+//! publishing to a real NATS; at 1,000 and at 5,000 employees per employer. Reports events
+//! per second, API calls per employee and peak RSS (VmHWM), to show that calls and memory per
+//! employee stay flat as employers grow.
+//!
+//! Each scenario runs in a child process of this binary, so its peak RSS is its own. The
+//! simulator (and its world) runs in that process too; the RSS before extraction is reported
+//! so the extractor's share can be read off.
+//!
+//! Run: `cargo bench -p koppel-extract` (with `KOPPEL_NATS_IMAGE` as for the tests).
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_arithmetic
+)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use koppel_events::SyncKind;
+use koppel_extract::loket::{LoketSettings, client_secret_context, store_refresh_token};
+use koppel_extract::{ExtractionSettings, Extractor, SyncOptions};
+use koppel_nats::PublisherSettings;
+use koppel_registry::{
+    Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Registry,
+    SecretKey,
+};
+use koppel_sim::loket::{AuthorizingUser, LoketSimulator, LoketSimulatorConfig, spawn};
+use koppel_sim::world::{World, WorldConfig};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+const SCENARIO_VARIABLE: &str = "KOPPEL_EXTRACT_BENCH_SCENARIO";
+const EMPLOYERS: usize = 20;
+/// Employers extracted at once, as the worker's default `max_concurrent_employers`.
+const CONCURRENT_EMPLOYERS: usize = 4;
+
+fn main() {
+    if let Ok(scenario) = std::env::var(SCENARIO_VARIABLE) {
+        let employees: usize = scenario.parse().expect("employees per employer");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(scenario_run(employees));
+        return;
+    }
+    println!(
+        "koppel-extract: full sync of {EMPLOYERS} employers from the Loket simulator (loopback), {CONCURRENT_EMPLOYERS} at a time"
+    );
+    println!(
+        "{:>10} {:>10} {:>9} {:>12} {:>10} {:>10} {:>11} {:>12} {:>14}",
+        "employees",
+        "events",
+        "seconds",
+        "events/s",
+        "api calls",
+        "calls/emp",
+        "RSS before",
+        "peak RSS",
+        "growth/emp"
+    );
+    let exe = std::env::current_exe().expect("own path");
+    for employees in [1_000usize, 5_000] {
+        let status = std::process::Command::new(&exe)
+            .env(SCENARIO_VARIABLE, employees.to_string())
+            .status()
+            .expect("child run");
+        assert!(status.success(), "scenario {employees} failed");
+    }
+}
+
+/// `VmRSS` or `VmHWM` from /proc/self/status, in kB.
+fn proc_status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+async fn scenario_run(employees_per_employer: usize) {
+    let world = World::generate(WorldConfig::new(7, EMPLOYERS, employees_per_employer));
+    let employer_ids: Vec<_> = world.employers().iter().map(|e| e.id).collect();
+    let employees: usize = world.employers().iter().map(|e| e.employees.len()).sum();
+    let simulator = LoketSimulator::new(world.into_shared(), LoketSimulatorConfig::default());
+    simulator.register_authorizing_user(AuthorizingUser::with_full_access("bench"));
+    let shutdown = CancellationToken::new();
+    let running = spawn(simulator.clone(), shutdown.clone()).await.unwrap();
+    let topology = koppel_test_support::topology().await;
+    let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
+    let config = simulator.config().clone();
+    let registry = Registry::new(topology.registry.clone());
+    registry
+        .put_connection(&Connection {
+            id: "loket-bench".to_owned(),
+            settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                oauth_base_url: running.oauth_base_url(),
+                api_base_url: running.api_base_url(),
+                client_id: config.client_id.clone(),
+                client_secret: key
+                    .seal(
+                        &SecretString::from(config.client_secret.clone().unwrap_or_default()),
+                        &client_secret_context("loket-bench"),
+                    )
+                    .unwrap(),
+                redirect_uri: config.redirect_uri.clone(),
+            }),
+            poll_interval_seconds: 60,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for (index, id) in employer_ids.iter().enumerate() {
+        let employer_key = format!("bench-{index}");
+        registry
+            .put_employer(&EmployerRegistration {
+                employer_key: employer_key.clone(),
+                connection_id: "loket-bench".to_owned(),
+                source_employer_id: id.to_string(),
+                name: format!("Employer {index}"),
+                payroll_tax_number: None,
+                recipients: Vec::new(),
+                removal_threshold_percent: 20,
+                enabled: true,
+            })
+            .await
+            .unwrap();
+        keys.push(employer_key);
+    }
+    store_refresh_token(
+        &topology.tokens,
+        &key,
+        "loket-bench",
+        &SecretString::from(simulator.issue_refresh_token("bench").unwrap()),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let extractor = Extractor::new(
+        topology.clone(),
+        PublisherSettings::default(),
+        key,
+        http,
+        LoketSettings::default(),
+        ExtractionSettings::default(),
+    );
+    let options = SyncOptions {
+        kind: Some(SyncKind::Full),
+        ..SyncOptions::default()
+    };
+
+    simulator.reset_call_counts();
+    let rss_before = proc_status_kb("VmRSS");
+    let started = Instant::now();
+    let outcomes: Vec<_> = futures::stream::iter(keys.iter())
+        .map(|key| extractor.sync_employer_once(key, &options))
+        .buffer_unordered(CONCURRENT_EMPLOYERS)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let events: usize = outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("sync").published.len())
+        .sum();
+    let calls = simulator.api_call_count();
+    let peak = proc_status_kb("VmHWM");
+    let growth_per_employee_kb = peak.saturating_sub(rss_before) as f64
+        / (CONCURRENT_EMPLOYERS * employees_per_employer) as f64;
+    println!(
+        "{:>10} {:>10} {:>9.1} {:>12.0} {:>10} {:>10.3} {:>8} MB {:>9} MB {:>11.2} kB",
+        employees,
+        events,
+        elapsed,
+        events as f64 / elapsed,
+        calls,
+        calls as f64 / employees as f64,
+        rss_before / 1024,
+        peak / 1024,
+        growth_per_employee_kb
+    );
+    shutdown.cancel();
+    let _ = running.stopped().await;
+}

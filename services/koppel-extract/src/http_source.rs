@@ -1,0 +1,325 @@
+//! Source-neutral HTTP plumbing every source client shares: the retry and backoff policy
+//! (429 and 5xx retried with jittered exponential backoff, honouring `Retry-After`; other 4xx
+//! never retried) and the paging loop that cannot spin forever.
+//!
+//! Nothing here knows Loket or Unit4: a client builds its own requests (with its own
+//! authentication) and its own page envelope, and hands them to [`send_with_retry`] and
+//! [`collect_pages`]. Authentication failures (401) are returned, not retried, because only
+//! the client knows how to refresh its credentials.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::Deserialize;
+
+/// Whether an operation may succeed if it is tried again later. Every error type of this crate
+/// maps onto it with an exhaustive match, so a new variant must take a side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient: rate limits, server errors, timeouts, NATS hiccups. The next run retries.
+    Retryable,
+    /// Will fail again until someone changes something (credentials, configuration, data).
+    Permanent,
+}
+
+/// How one request is retried. Part of each source's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: usize,
+    /// First backoff delay, milliseconds; doubles per attempt, with jitter.
+    pub min_delay_milliseconds: u64,
+    /// Largest backoff delay, milliseconds.
+    pub max_delay_milliseconds: u64,
+    /// Largest `Retry-After` honoured, seconds: a server asking for more gets the request
+    /// failed as retryable instead, so one employer cannot park a worker for an hour.
+    pub max_retry_after_seconds: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            min_delay_milliseconds: 200,
+            max_delay_milliseconds: 20_000,
+            max_retry_after_seconds: 120,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The jittered exponential delays between attempts (one fewer than `max_attempts`).
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(self.min_delay_milliseconds))
+            .with_max_delay(Duration::from_millis(self.max_delay_milliseconds))
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .build()
+    }
+}
+
+/// Why a request to a source failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpSourceError {
+    /// No response: connect failure, timeout, reset.
+    #[error("{endpoint}: no response: {reason}")]
+    Transport { endpoint: String, reason: String },
+    /// A response with a non-success status. `body_excerpt` is at most 200 characters of what
+    /// the source said; source error bodies carry messages, never the request's secrets.
+    #[error("{endpoint}: HTTP {status}: {body_excerpt}")]
+    Status {
+        endpoint: String,
+        status: u16,
+        body_excerpt: String,
+    },
+    /// The body is not what the source documents (not JSON, or not the envelope).
+    #[error("{endpoint}: unexpected response body: {reason}")]
+    Body { endpoint: String, reason: String },
+    /// A retryable failure persisted through every attempt.
+    #[error("{endpoint}: gave up after {attempts} attempts; last error: {last}")]
+    RetriesExhausted {
+        endpoint: String,
+        attempts: usize,
+        last: Box<HttpSourceError>,
+    },
+    /// The source asked to wait longer than the policy allows.
+    #[error("{endpoint}: the source asked to retry after {seconds} s, beyond the configured limit")]
+    RetryAfterTooLong { endpoint: String, seconds: u64 },
+    /// Paging did not terminate within the page limit.
+    #[error("{endpoint}: more than {max_pages} pages; refusing to page further")]
+    TooManyPages { endpoint: String, max_pages: u64 },
+}
+
+impl HttpSourceError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HttpSourceError::Transport { .. }
+            | HttpSourceError::RetriesExhausted { .. }
+            | HttpSourceError::RetryAfterTooLong { .. } => ErrorClass::Retryable,
+            HttpSourceError::Status { status, .. } => status_class(*status),
+            HttpSourceError::Body { .. } | HttpSourceError::TooManyPages { .. } => {
+                ErrorClass::Permanent
+            }
+        }
+    }
+
+    /// The HTTP status, when the failure was a response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpSourceError::Status { status, .. } => Some(*status),
+            HttpSourceError::RetriesExhausted { last, .. } => last.status(),
+            HttpSourceError::Transport { .. }
+            | HttpSourceError::Body { .. }
+            | HttpSourceError::RetryAfterTooLong { .. }
+            | HttpSourceError::TooManyPages { .. } => None,
+        }
+    }
+}
+
+/// 429 (rate limited) and 5xx are transient; every other status is the request's fault.
+pub fn status_class(status: u16) -> ErrorClass {
+    if status == 429 || (500..=599).contains(&status) {
+        ErrorClass::Retryable
+    } else {
+        ErrorClass::Permanent
+    }
+}
+
+/// Sends the request `build` makes, retrying transient failures per `policy`.
+///
+/// `build` is called once per attempt (a `RequestBuilder` is consumed by sending). The delay
+/// before a retry is the larger of the jittered backoff and the response's `Retry-After`, so a
+/// rate-limited source gets at least what it asked for. A successful (2xx) response is
+/// returned; any other status is returned as [`HttpSourceError::Status`] once it is permanent
+/// or the attempts are used up.
+pub async fn send_with_retry<F>(
+    policy: &RetryPolicy,
+    source: &'static str,
+    endpoint: &str,
+    mut build: F,
+) -> Result<reqwest::Response, HttpSourceError>
+where
+    F: FnMut() -> reqwest::RequestBuilder,
+{
+    let mut delays = policy.delays();
+    let mut attempts = 0usize;
+    loop {
+        attempts += 1;
+        metrics::counter!("koppel_source_http_requests_total", "source" => source).increment(1);
+        let (error, asked_delay) = match build().send().await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let asked_delay = koppel_runtime::http::retry_after(response.headers());
+                let body_excerpt = excerpt(&response.text().await.unwrap_or_default());
+                (
+                    HttpSourceError::Status {
+                        endpoint: endpoint.to_owned(),
+                        status,
+                        body_excerpt,
+                    },
+                    asked_delay,
+                )
+            }
+            Err(error) => (
+                HttpSourceError::Transport {
+                    endpoint: endpoint.to_owned(),
+                    // Without the URL: reqwest's Display includes it, and ours is in `endpoint`.
+                    reason: error.without_url().to_string(),
+                },
+                None,
+            ),
+        };
+        match error.class() {
+            ErrorClass::Permanent => return Err(error),
+            ErrorClass::Retryable => {}
+        }
+        if let Some(asked) = asked_delay
+            && asked > Duration::from_secs(policy.max_retry_after_seconds)
+        {
+            return Err(HttpSourceError::RetryAfterTooLong {
+                endpoint: endpoint.to_owned(),
+                seconds: asked.as_secs(),
+            });
+        }
+        let Some(backoff) = delays.next() else {
+            return Err(HttpSourceError::RetriesExhausted {
+                endpoint: endpoint.to_owned(),
+                attempts,
+                last: Box::new(error),
+            });
+        };
+        let delay = asked_delay.map_or(backoff, |asked| asked.max(backoff));
+        metrics::counter!("koppel_source_http_retries_total", "source" => source).increment(1);
+        tracing::debug!(%error, delay_ms = delay.as_millis() as u64, attempt = attempts, "Source request failed transiently; retrying.");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    const LIMIT: usize = 200;
+    let trimmed = body.trim();
+    match trimmed.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &trimmed[..cut]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// One page of a paged collection, in source-neutral terms. A client parses its own envelope
+/// (Loket's `_embedded`, `currentPage`, `totalPages`) into this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// 1-based number of this page, when the source says.
+    pub current_page: Option<u64>,
+    /// Number of pages, when the source says. May be 0 for an empty collection.
+    pub total_pages: Option<u64>,
+}
+
+/// The page to fetch after `page`, or `None` when paging is done.
+///
+/// Paging stops on an empty page, or when `currentPage >= totalPages`. The `>=` matters: an
+/// empty collection reports `totalPages: 0`, and a loop waiting for `currentPage ==
+/// totalPages` (as HelloID's connector does) would never end.
+pub fn next_page_number<T>(requested: u64, page: &Page<T>) -> Option<u64> {
+    if page.items.is_empty() {
+        return None;
+    }
+    let current = page.current_page.unwrap_or(requested);
+    match page.total_pages {
+        Some(total) if current >= total => None,
+        _ => Some(requested + 1),
+    }
+}
+
+/// Fetches every page, starting at page 1, and returns all items in order. Refuses to fetch
+/// more than `max_pages`: a source that never reports the end is an error, not a hang.
+pub async fn collect_pages<T, F, Fut>(
+    endpoint: &str,
+    max_pages: u64,
+    mut fetch_page: F,
+) -> Result<Vec<T>, HttpSourceError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<Page<T>, HttpSourceError>>,
+{
+    let mut items = Vec::new();
+    let mut page_number = 1u64;
+    loop {
+        if page_number > max_pages {
+            return Err(HttpSourceError::TooManyPages {
+                endpoint: endpoint.to_owned(),
+                max_pages,
+            });
+        }
+        let mut page = fetch_page(page_number).await?;
+        let next = next_page_number(page_number, &page);
+        items.append(&mut page.items);
+        match next {
+            Some(next) => page_number = next,
+            None => return Ok(items),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(items: usize, current: Option<u64>, total: Option<u64>) -> Page<u8> {
+        Page {
+            items: vec![0; items],
+            current_page: current,
+            total_pages: total,
+        }
+    }
+
+    #[test]
+    fn paging_stops_on_empty_pages_and_on_the_last_page() {
+        assert_eq!(next_page_number(1, &page(0, Some(1), Some(0))), None);
+        assert_eq!(next_page_number(1, &page(0, Some(1), Some(5))), None);
+        assert_eq!(next_page_number(1, &page(3, Some(1), Some(2))), Some(2));
+        assert_eq!(next_page_number(2, &page(3, Some(2), Some(2))), None);
+        // `totalPages: 0` with items (a broken source) still ends.
+        assert_eq!(next_page_number(1, &page(3, Some(1), Some(0))), None);
+        // Without totals, page until an empty page.
+        assert_eq!(next_page_number(4, &page(3, None, None)), Some(5));
+    }
+
+    #[tokio::test]
+    async fn collect_pages_refuses_an_endless_source() {
+        let result = collect_pages("endless", 5, |number| async move {
+            Ok::<_, HttpSourceError>(page(1, Some(number), None))
+        })
+        .await;
+        assert!(matches!(
+            result,
+            Err(HttpSourceError::TooManyPages { max_pages: 5, .. })
+        ));
+        let all = collect_pages("three", 10, |number| async move {
+            Ok::<_, HttpSourceError>(page(2, Some(number), Some(3)))
+        })
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 6);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(status_class(429), ErrorClass::Retryable);
+        assert_eq!(status_class(503), ErrorClass::Retryable);
+        assert_eq!(status_class(400), ErrorClass::Permanent);
+        assert_eq!(status_class(401), ErrorClass::Permanent);
+        assert_eq!(status_class(404), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn excerpts_are_bounded() {
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(&long).len(), 203);
+        assert_eq!(excerpt(" short "), "short");
+    }
+}

@@ -1,0 +1,216 @@
+//! The Loket REST client: bearer authentication with exactly one token refresh on a 401,
+//! retries through [`crate::http_source`], and Loket's paging envelope.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::token::TokenManager;
+use super::wire::{Envelope, LoketEmployer, Single};
+use crate::http_source::{HttpSourceError, Page, RetryPolicy, collect_pages, send_with_retry};
+use crate::source::SourceError;
+
+/// An employer a Loket connection can see, for onboarding (`koppel employer discover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredEmployer {
+    pub source_employer_id: String,
+    pub name: Option<String>,
+    pub employer_number: Option<String>,
+    pub chamber_of_commerce_number: Option<String>,
+}
+
+/// A Loket API client for one connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LoketClient {
+    http: reqwest::Client,
+    api_base_url: String,
+    tokens: Arc<TokenManager>,
+    retry: RetryPolicy,
+    page_size: u32,
+    max_pages: u64,
+}
+
+impl LoketClient {
+    pub fn new(
+        http: reqwest::Client,
+        api_base_url: &str,
+        tokens: Arc<TokenManager>,
+        retry: RetryPolicy,
+        page_size: u32,
+        max_pages: u64,
+    ) -> Self {
+        LoketClient {
+            http,
+            api_base_url: api_base_url.trim_end_matches('/').to_owned(),
+            tokens,
+            retry,
+            page_size: page_size.max(1),
+            max_pages,
+        }
+    }
+
+    pub fn connection_id(&self) -> &str {
+        self.tokens.connection_id()
+    }
+
+    /// GETs `path` (relative to the API base, e.g. `/providers/employers`) and returns the
+    /// response's JSON. A 401 renews the access token once and repeats the request once; a
+    /// second 401 is an error.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, SourceError> {
+        let url = format!("{}{path}", self.api_base_url);
+        let endpoint = format!("GET {}", path_family(path));
+        let mut token = self.tokens.access_token().await?;
+        let mut renewed = false;
+        loop {
+            let result = self.send(&url, &endpoint, query, &token).await;
+            match result {
+                Ok(response) => {
+                    return response.json::<Value>().await.map_err(|error| {
+                        SourceError::Http(HttpSourceError::Body {
+                            endpoint: endpoint.clone(),
+                            reason: error.without_url().to_string(),
+                        })
+                    });
+                }
+                Err(HttpSourceError::Status { status: 401, .. }) if !renewed => {
+                    metrics::counter!("koppel_loket_unauthorized_total").increment(1);
+                    token = self.tokens.renew_after_rejection(&token).await?;
+                    renewed = true;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        endpoint: &str,
+        query: &[(&str, String)],
+        token: &SecretString,
+    ) -> Result<reqwest::Response, HttpSourceError> {
+        send_with_retry(&self.retry, "loket", endpoint, || {
+            self.http
+                .get(url)
+                .query(query)
+                .bearer_auth(token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+        })
+        .await
+    }
+
+    /// GETs a single resource and returns its `content`.
+    pub async fn get_content(&self, path: &str) -> Result<Value, SourceError> {
+        let body = self.get_json(path, &[]).await?;
+        let single: Single = serde_json::from_value(body).map_err(|error| {
+            SourceError::Http(HttpSourceError::Body {
+                endpoint: format!("GET {}", path_family(path)),
+                reason: error.to_string(),
+            })
+        })?;
+        Ok(single.content)
+    }
+
+    /// GETs every page of a collection and returns the raw items, for per-item parsing.
+    pub async fn get_all(
+        &self,
+        path: &str,
+        extra_query: &[(&str, String)],
+    ) -> Result<Vec<Value>, SourceError> {
+        let endpoint = format!("GET {}", path_family(path));
+        // The paging loop speaks HttpSourceError; the other failures of a page (tokens) are
+        // carried out through this slot.
+        let failure: std::sync::Mutex<Option<SourceError>> = std::sync::Mutex::new(None);
+        let result = collect_pages(&endpoint, self.max_pages, |page_number| {
+            let mut query: Vec<(&str, String)> = extra_query.to_vec();
+            query.push(("pageNumber", page_number.to_string()));
+            query.push(("pageSize", self.page_size.to_string()));
+            let failure = &failure;
+            let endpoint = endpoint.clone();
+            async move {
+                let body = match self.get_json(path, &query).await {
+                    Ok(body) => body,
+                    Err(SourceError::Http(error)) => return Err(error),
+                    Err(other) => {
+                        let reason = other.to_string();
+                        if let Ok(mut slot) = failure.lock() {
+                            *slot = Some(other);
+                        }
+                        return Err(HttpSourceError::Body { endpoint, reason });
+                    }
+                };
+                let envelope: Envelope =
+                    serde_json::from_value(body).map_err(|error| HttpSourceError::Body {
+                        endpoint,
+                        reason: error.to_string(),
+                    })?;
+                Ok(Page::from(envelope))
+            }
+        })
+        .await;
+        match result {
+            Ok(items) => Ok(items),
+            Err(error) => {
+                let carried = failure.lock().ok().and_then(|mut slot| slot.take());
+                Err(carried.unwrap_or(SourceError::Http(error)))
+            }
+        }
+    }
+
+    /// Every item of a collection parsed as `T`, or `Err` with the items that did not parse
+    /// (their `id`, when they have one) alongside the good ones.
+    pub async fn get_all_parsed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        extra_query: &[(&str, String)],
+    ) -> Result<(Vec<T>, Vec<(Option<String>, String)>), SourceError> {
+        let items = self.get_all(path, extra_query).await?;
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut failed = Vec::new();
+        for item in items {
+            let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
+            match serde_json::from_value::<T>(item) {
+                Ok(value) => parsed.push(value),
+                Err(error) => failed.push((id, error.to_string())),
+            }
+        }
+        Ok((parsed, failed))
+    }
+
+    /// The employers the authorising user can see (`GET /providers/employers`).
+    pub async fn discover_employers(&self) -> Result<Vec<DiscoveredEmployer>, SourceError> {
+        let (employers, _) = self
+            .get_all_parsed::<LoketEmployer>("/providers/employers", &[])
+            .await?;
+        Ok(employers
+            .into_iter()
+            .map(|employer| DiscoveredEmployer {
+                source_employer_id: employer.id,
+                name: employer.company_name,
+                employer_number: super::wire::scalar_text(employer.employer_number.as_ref()),
+                chamber_of_commerce_number: employer.chamber_of_commerce_number,
+            })
+            .collect())
+    }
+}
+
+/// The path with UUID segments replaced by `{id}`: error messages and metrics name the
+/// endpoint, not the entity (and stay low in cardinality).
+fn path_family(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if uuid::Uuid::parse_str(segment).is_ok() {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}

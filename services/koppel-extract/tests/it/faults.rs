@@ -1,0 +1,140 @@
+//! Bad input and a source that loses its data: a malformed record is isolated, and a sudden
+//! empty employee list is held back by the safety threshold.
+
+use koppel_events::{Event, EventType, SyncKind, SyncResult};
+use koppel_sim::world::{MutationRates, RecordMalformation};
+
+use crate::support::{Harness, counts};
+
+#[tokio::test]
+async fn a_malformed_record_is_reported_and_the_rest_is_published() {
+    let harness = Harness::start(41, 1, 20, MutationRates::none()).await;
+    let (bad_bsn, no_last_name, bad_bsn_digits, employees, employments, bad_employments) =
+        harness.simulator.with_world(|world| {
+            let employer = &world.employers()[0];
+            let bad_bsn = employer.employees[3].id;
+            let no_last_name = employer.employees[7].id;
+            let bad_employments = employer
+                .employments
+                .iter()
+                .filter(|e| e.employee_id == bad_bsn || e.employee_id == no_last_name)
+                .count();
+            (
+                bad_bsn,
+                no_last_name,
+                employer.employees[3].citizen_service_number,
+                employer.employees.len(),
+                employer.employments.len(),
+                bad_employments,
+            )
+        });
+    harness
+        .simulator
+        .inject_malformation(
+            bad_bsn,
+            RecordMalformation::CitizenServiceNumberFailsElevenProef,
+        )
+        .unwrap();
+    harness
+        .simulator
+        .inject_malformation(no_last_name, RecordMalformation::MissingLastName)
+        .unwrap();
+
+    let outcome = harness.sync(0, None).await;
+
+    let by_type = counts(&outcome);
+    assert_eq!(
+        by_type.get(&EventType::EmployeeCreated),
+        Some(&(employees - 2))
+    );
+    assert_eq!(
+        by_type.get(&EventType::EmploymentStarted),
+        Some(&(employments - bad_employments))
+    );
+    let failed: Vec<&str> = outcome
+        .record_errors
+        .iter()
+        .map(|error| error.entity_id.as_str())
+        .collect();
+    assert_eq!(failed.len(), 2, "{:?}", outcome.record_errors);
+    assert!(failed.contains(&bad_bsn.to_string().as_str()));
+    assert!(failed.contains(&no_last_name.to_string().as_str()));
+    assert_eq!(outcome.counts.records_failed, 2);
+    for error in &outcome.record_errors {
+        assert!(
+            !error.reason.contains(&bad_bsn_digits.to_string()),
+            "{}",
+            error.reason
+        );
+    }
+
+    // The marker in the stream carries the errors.
+    let marker = harness
+        .stored_events()
+        .await
+        .into_iter()
+        .find_map(|event| match event {
+            Event::SyncCompleted(marker) => Some(marker),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(marker.record_errors.len(), 2);
+    assert_eq!(marker.counts.records_failed, 2);
+
+    // A bad record is not a removal: the next full sync removes nobody.
+    let again = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(again.count_of(EventType::EmployeeRemoved), 0);
+    assert_eq!(again.count_of(EventType::EmploymentEnded), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_that_suddenly_lists_nobody_is_held_back() {
+    let harness = Harness::start(42, 1, 30, MutationRates::none()).await;
+    let first = harness.sync(0, None).await;
+    let employees = first.count_of(EventType::EmployeeCreated);
+    let employments = first.count_of(EventType::EmploymentStarted);
+    let before = harness.stored_message_count().await;
+
+    harness
+        .simulator
+        .set_employee_list_empty(harness.employer_ids[0], true)
+        .unwrap();
+    let held = harness.sync(0, Some(SyncKind::Full)).await;
+
+    assert_eq!(held.result, SyncResult::HeldBack);
+    assert_eq!(held.held_back.len(), employees + employments);
+    assert_eq!(
+        held.counts.removals_held_back as usize,
+        employees + employments
+    );
+    assert_eq!(
+        counts(&held).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)]
+    );
+    let stored = harness.stored_events().await;
+    assert_eq!(stored.len() as u64, before + 1);
+    match stored.last() {
+        Some(Event::SyncCompleted(marker)) => {
+            assert_eq!(marker.result, SyncResult::HeldBack);
+            assert_eq!(
+                marker.counts.removals_held_back as usize,
+                employees + employments
+            );
+        }
+        other => panic!("expected the marker, got {other:?}"),
+    }
+
+    // The snapshot kept everyone: when the source recovers, nothing is re-created.
+    harness
+        .simulator
+        .set_employee_list_empty(harness.employer_ids[0], false)
+        .unwrap();
+    let recovered = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(recovered.result, SyncResult::Completed);
+    assert_eq!(
+        counts(&recovered).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)]
+    );
+    harness.stop().await;
+}
