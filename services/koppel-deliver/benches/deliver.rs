@@ -1,3 +1,241 @@
-//! Placeholder so the workspace manifest parses until the benchmark lands.
+//! Delivery benchmark: the koppel deliverer delivering a backlog to a webhook endpoint that
+//! answers at once, against a raw async-nats pull-and-ack loop over the same messages, in the
+//! same run on the same server; plus peak RSS (VmHWM) after a 10,000-event and after a
+//! 100,000-event backlog, to show memory is bounded by the consumer's max_ack_pending and not
+//! by the backlog.
+//!
+//! `cargo bench -p koppel-deliver` (needs Docker and the local NATS image, or
+//! `KOPPEL_NATS_URL`). Prints figures; asserts nothing.
+//!
+//! The endpoint is a bench-local axum handler that only counts, not koppel-sim's webhook
+//! receiver: the receiver keeps a journal of every body, whose memory would hide the
+//! deliverer's own in the process's peak RSS.
 
-fn main() {}
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_arithmetic
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use koppel_deliver::{ConsumerSettings, DelivererConfig, SecretKeySource};
+use koppel_events::{Event, sample};
+use koppel_nats::{
+    ConsumerSpec, NatsSettings, PreparedEvent, Publisher, PublisherSettings, Topology,
+    TopologySettings, ensure_pull_consumer,
+};
+use koppel_registry::{
+    Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Recipient,
+    RecipientSettings, Registry, SecretKey,
+};
+use koppel_runtime::CancellationToken;
+use secrecy::SecretString;
+
+const EMPLOYEES: u64 = 1_000;
+const EMPLOYER: &str = "loket-acme-1001";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|value| value.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn endpoint() -> (String, Arc<AtomicU64>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = count.clone();
+    let app = axum::Router::new().route(
+        "/webhooks",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/webhooks"), count)
+}
+
+/// Event `index`: one of EMPLOYEES employees, so lanes interleave as in a real backlog.
+fn event(index: u64) -> Event {
+    let mut event = sample::employment_changed(index);
+    if let Event::EmploymentChanged(inner) = &mut event {
+        let employee_id = format!("emp-{:06}", index % EMPLOYEES);
+        inner.employment.employee_id = employee_id.clone();
+        inner.employee.employee_id = employee_id;
+    }
+    event
+}
+
+async fn fresh_topology() -> Topology {
+    let client = async_nats::connect(koppel_test_support::nats_server().url.as_str())
+        .await
+        .unwrap();
+    Topology::ensure(
+        async_nats::jetstream::new(client),
+        koppel_test_support::unique_names(),
+        &TopologySettings::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Encodes and publishes in chunks, so the benchmark itself holds little memory.
+async fn publish(topology: &Topology, count: u64) {
+    let publisher = Publisher::new(topology.jetstream.clone(), PublisherSettings::default());
+    let mut start = 0;
+    while start < count {
+        let end = (start + 5_000).min(count);
+        let chunk: Vec<PreparedEvent> = (start..end)
+            .map(|index| PreparedEvent::encode(&topology.names, &event(index)).unwrap())
+            .collect();
+        publisher.publish_all(&chunk).await.unwrap();
+        start = end;
+    }
+}
+
+async fn register(topology: &Topology, key: &SecretKey, url: &str) {
+    let registry = Registry::new(topology.registry.clone());
+    registry
+        .put_connection(&Connection {
+            id: "loket-acme".to_owned(),
+            settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                oauth_base_url: "http://127.0.0.1:1".to_owned(),
+                api_base_url: "http://127.0.0.1:1/v2".to_owned(),
+                client_id: "koppel".to_owned(),
+                client_secret: key
+                    .seal(&SecretString::from("x"), "connection/loket-acme/client_secret")
+                    .unwrap(),
+                redirect_uri: "http://localhost/callback".to_owned(),
+            }),
+            poll_interval_seconds: 60,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await
+        .unwrap();
+    registry
+        .put_recipient(&Recipient {
+            name: "hooks".to_owned(),
+            settings: RecipientSettings::Webhook {
+                url: url.to_owned(),
+                secret: key
+                    .seal(
+                        &SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                        "recipient/hooks/secret",
+                    )
+                    .unwrap(),
+            },
+            max_in_flight: 64,
+        })
+        .await
+        .unwrap();
+    registry
+        .put_employer(&EmployerRegistration {
+            employer_key: EMPLOYER.to_owned(),
+            connection_id: "loket-acme".to_owned(),
+            source_employer_id: "1001".to_owned(),
+            name: "Acme".to_owned(),
+            payroll_tax_number: None,
+            recipients: vec!["hooks".to_owned()],
+            removal_threshold_percent: 20,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+}
+
+/// Delivers a backlog of `count` events with the koppel deliverer; returns events per second.
+async fn koppel_delivery(topology: &Topology, count: u64) -> f64 {
+    let encoded = SecretKey::generate_base64().unwrap();
+    let key = SecretKey::from_base64(&encoded).unwrap();
+    let (url, received) = endpoint().await;
+    register(topology, &key, &url).await;
+    let config = DelivererConfig {
+        nats: NatsSettings {
+            url: koppel_test_support::nats_server().url.clone(),
+            ..NatsSettings::default()
+        },
+        consumer: ConsumerSettings::default(),
+        namespace: topology.names.namespace().map(str::to_owned),
+        secret_key: SecretKeySource::Inline {
+            base64: SecretString::from(encoded),
+        },
+        ..DelivererConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let deliverer = tokio::spawn(koppel_deliver::run(config, shutdown.clone()));
+    while received.load(Ordering::Relaxed) < count {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    deliverer.await.unwrap().unwrap();
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// A raw async-nats pull-and-ack loop over the same stream, with a consumer of the same shape
+/// (same filter and max_ack_pending); returns messages per second.
+async fn raw_pull_and_ack(topology: &Topology, count: u64) -> f64 {
+    let stream = topology.events_stream().await.unwrap();
+    let spec = ConsumerSpec::new(
+        "raw-bench",
+        vec![topology.names.employer_filter(EMPLOYER).unwrap()],
+    );
+    let consumer = ensure_pull_consumer(&stream, &spec).await.unwrap();
+    let started = Instant::now();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut acked = 0;
+    while acked < count {
+        let message = messages.next().await.unwrap().unwrap();
+        message.ack().await.unwrap();
+        acked += 1;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run() {
+    println!("# koppel delivery benchmark");
+    let small = fresh_topology().await;
+    publish(&small, 10_000).await;
+    let small_rate = koppel_delivery(&small, 10_000).await;
+    let rss_small = peak_rss_kib();
+    println!("koppel deliverer, 10,000-event backlog:  {small_rate:>9.0} events/s; peak RSS {rss_small} KiB");
+
+    let large = fresh_topology().await;
+    publish(&large, 100_000).await;
+    let large_rate = koppel_delivery(&large, 100_000).await;
+    let rss_large = peak_rss_kib();
+    println!("koppel deliverer, 100,000-event backlog: {large_rate:>9.0} events/s; peak RSS {rss_large} KiB");
+
+    let raw_rate = raw_pull_and_ack(&large, 100_000).await;
+    println!("raw async-nats pull-and-ack, same 100,000 messages: {raw_rate:>9.0} messages/s");
+    println!(
+        "ratio koppel / raw: {:.2} (target >= 0.5); peak RSS growth 10k -> 100k backlog: {} KiB",
+        large_rate / raw_rate,
+        rss_large.saturating_sub(rss_small)
+    );
+}
