@@ -29,8 +29,10 @@ impl Default for HttpClientSettings {
 
 impl HttpClientSettings {
     /// Builds the client. Redirects are not followed: an API that redirects is misconfigured,
-    /// and a followed redirect could carry a bearer token to another host.
+    /// and a followed redirect could carry a bearer token to another host. HTTPS uses rustls
+    /// with the ring provider and the platform's trust store.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        install_tls_provider();
         reqwest::Client::builder()
             .timeout(Duration::from_secs(self.timeout_seconds))
             .connect_timeout(Duration::from_secs(self.connect_timeout_seconds))
@@ -38,6 +40,16 @@ impl HttpClientSettings {
             .redirect(reqwest::redirect::Policy::none())
             .build()
     }
+}
+
+/// Makes ring rustls's process-wide crypto provider (reqwest is built without one of its own, to
+/// avoid compiling a second crypto library next to the ring that async-nats uses). Idempotent.
+pub fn install_tls_provider() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        // Fails only when a provider is installed already, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date. `None` when the
@@ -68,6 +80,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
         headers
+    }
+
+    #[tokio::test]
+    async fn https_clients_build_and_fail_cleanly_without_a_server() {
+        let client = HttpClientSettings::default().client().unwrap();
+        let error = client.get("https://127.0.0.1:1/").send().await.unwrap_err();
+        assert!(error.is_connect(), "{error}");
     }
 
     #[test]
