@@ -12,7 +12,10 @@ fn main() {
     let events: Vec<_> = (0..count).map(sample::employment_changed).collect();
     for round in 1..=3 {
         let started = Instant::now();
-        let payloads: Vec<Vec<u8>> = events.iter().map(|event| koppel_events::encode(event).unwrap()).collect();
+        let payloads: Vec<Vec<u8>> = events
+            .iter()
+            .map(|event| koppel_events::encode(event).unwrap())
+            .collect();
         let encode = started.elapsed();
         let started = Instant::now();
         for payload in &payloads {
@@ -20,7 +23,10 @@ fn main() {
         }
         let decode = started.elapsed();
         let started = Instant::now();
-        let json: Vec<Vec<u8>> = events.iter().map(|event| serde_json::to_vec(event).unwrap()).collect();
+        let json: Vec<Vec<u8>> = events
+            .iter()
+            .map(|event| serde_json::to_vec(event).unwrap())
+            .collect();
         let json_encode = started.elapsed();
         let per_event = |duration: std::time::Duration| duration.as_secs_f64() * 1e6 / count as f64;
         println!(

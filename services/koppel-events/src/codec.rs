@@ -83,6 +83,32 @@ fn writers() -> Result<&'static HashMap<EventType, GenericDatumWriter<'static>>,
         .map_err(Clone::clone)
 }
 
+/// Readers of this build's own schemas, built once: the common case on decode, and building a
+/// reader (a schema walk and a name map) would otherwise cost more than reading the datum.
+fn current_readers()
+-> Result<&'static HashMap<Fingerprint, GenericDatumReader<'static>>, DecodeError> {
+    static READERS: OnceLock<
+        Result<HashMap<Fingerprint, GenericDatumReader<'static>>, DecodeError>,
+    > = OnceLock::new();
+    READERS
+        .get_or_init(|| {
+            let catalog = catalog()?;
+            let mut readers = HashMap::new();
+            for schema in catalog.current_schemas() {
+                let reader = GenericDatumReader::builder(&schema.schema)
+                    .build()
+                    .map_err(|error| DecodeError::Datum {
+                        fingerprint: schema.fingerprint,
+                        reason: error.to_string(),
+                    })?;
+                readers.insert(schema.fingerprint, reader);
+            }
+            Ok(readers)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Encodes an event with the schema this build writes for its type.
 pub fn encode(event: &Event) -> Result<Vec<u8>, EncodeError> {
     let event_type = event.event_type();
@@ -213,10 +239,13 @@ pub fn decode_with(payload: &[u8], writer_schemas: &WriterSchemas) -> Result<Eve
     };
     let value = if writer.fingerprint == reader.fingerprint {
         // Same schema: no resolution needed, and none of apache-avro's resolver quirks apply.
-        GenericDatumReader::builder(&writer.schema)
-            .build()
-            .map_err(datum_error)?
-            .read_value(&mut datum)
+        match current_readers()?.get(&writer.fingerprint) {
+            Some(cached) => cached.read_value(&mut datum),
+            None => GenericDatumReader::builder(&writer.schema)
+                .build()
+                .map_err(datum_error)?
+                .read_value(&mut datum),
+        }
     } else {
         GenericDatumReader::builder(&writer.schema)
             .reader_schema(&reader.schema)
