@@ -194,6 +194,8 @@ pub(crate) fn new_extractor(
     key: &SecretKey,
     loket: LoketSettings,
 ) -> Extractor {
+    // reqwest is built without a default TLS provider; the processes install ring.
+    koppel_runtime::http::install_tls_provider();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
