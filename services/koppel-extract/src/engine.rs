@@ -404,7 +404,12 @@ pub async fn sync_employer<S: Source>(
         records_failed: count(fetch.record_errors.len()),
         removals_held_back: count(held_back.len()),
     };
-    let emit_marker = kind == SyncKind::Full
+    // The marker closes every run that published, held back or rejected something, every
+    // full sync asked for explicitly, and the periodic full sync of a source with a change
+    // feed (its reconciliation). A source without a change feed diffs a full snapshot on every
+    // poll; an idle poll of it emits nothing, like an idle delta.
+    let emit_marker = options.kind == Some(SyncKind::Full)
+        || (kind == SyncKind::Full && source.supports_delta())
         || !planned.is_empty()
         || held_back_now
         || !fetch.record_errors.is_empty();

@@ -2,16 +2,20 @@
 //! (429 and 5xx retried with jittered exponential backoff, honouring `Retry-After`; other 4xx
 //! never retried) and the paging loop that cannot spin forever.
 //!
-//! Nothing here knows Loket or Unit4: a client builds its own requests (with its own
-//! authentication) and its own page envelope, and hands them to [`send_with_retry`] and
-//! [`collect_pages`]. Authentication failures (401) are returned, not retried, because only
-//! the client knows how to refresh its credentials.
+//! Nothing here knows Loket or Unit4: a client builds its own requests and its own page
+//! envelope, and hands them to [`send_with_retry`] and [`collect_pages`]. Authentication
+//! failures (401) are not retried by [`send_with_retry`]; [`get_json_with_bearer`] renews the
+//! token once through the client's [`BearerTokens`] and repeats the request once, the same
+//! way for every source.
 
 use std::future::Future;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Whether an operation may succeed if it is tried again later. Every error type of this crate
 /// maps onto it with an exhaustive match, so a new variant must take a side.
@@ -237,14 +241,19 @@ pub fn next_page_number<T>(requested: u64, page: &Page<T>) -> Option<u64> {
 
 /// Fetches every page, starting at page 1, and returns all items in order. Refuses to fetch
 /// more than `max_pages`: a source that never reports the end is an error, not a hang.
-pub async fn collect_pages<T, F, Fut>(
+///
+/// The error type is the caller's (anything an [`HttpSourceError`] converts into), so a page
+/// fetch that fails for another reason, such as a token that cannot be renewed, comes out
+/// as itself.
+pub async fn collect_pages<T, E, F, Fut>(
     endpoint: &str,
     max_pages: u64,
     mut fetch_page: F,
-) -> Result<Vec<T>, HttpSourceError>
+) -> Result<Vec<T>, E>
 where
+    E: From<HttpSourceError>,
     F: FnMut(u64) -> Fut,
-    Fut: Future<Output = Result<Page<T>, HttpSourceError>>,
+    Fut: Future<Output = Result<Page<T>, E>>,
 {
     let mut items = Vec::new();
     let mut page_number = 1u64;
@@ -253,7 +262,8 @@ where
             return Err(HttpSourceError::TooManyPages {
                 endpoint: endpoint.to_owned(),
                 max_pages,
-            });
+            }
+            .into());
         }
         let mut page = fetch_page(page_number).await?;
         let next = next_page_number(page_number, &page);
@@ -262,6 +272,112 @@ where
             Some(next) => page_number = next,
             None => return Ok(items),
         }
+    }
+}
+
+/// A source's access tokens, as [`get_json_with_bearer`] needs them. Each source implements
+/// it on its own token store (Loket: rotating refresh tokens in KV; Unit4: client
+/// credentials), so the "renew once on a 401" rule lives here once.
+pub trait BearerTokens: Send + Sync {
+    /// What a token failure is in the caller's terms.
+    type Error: From<HttpSourceError> + Send;
+
+    /// A token to send now (cached, or fetched when there is none or it is about to expire).
+    fn access_token(&self) -> impl Future<Output = Result<SecretString, Self::Error>> + Send;
+
+    /// A new token after the source refused `rejected` with a 401. When another request
+    /// already renewed it, implementations return that newer token instead of renewing again.
+    fn renew_after_rejection(
+        &self,
+        rejected: &SecretString,
+    ) -> impl Future<Output = Result<SecretString, Self::Error>> + Send;
+}
+
+/// One authenticated GET, for [`get_json_with_bearer`].
+#[derive(Debug, Clone, Copy)]
+pub struct BearerGet<'a> {
+    pub http: &'a reqwest::Client,
+    pub retry: &'a RetryPolicy,
+    /// The source's metric label (`loket`, `unit4`).
+    pub source: &'static str,
+    pub url: &'a str,
+    /// `GET /path/{id}`: names the endpoint in errors and logs without ids or hosts.
+    pub endpoint: &'a str,
+    pub query: &'a [(&'a str, String)],
+}
+
+/// GETs `request.url` with a bearer token and returns the response's JSON. Transient failures
+/// are retried per the policy; a 401 renews the token once and repeats the request once, and a
+/// second 401 is returned as an error (the token endpoint handed out a token the API refuses:
+/// retrying would only loop).
+pub async fn get_json_with_bearer<A: BearerTokens>(
+    tokens: &A,
+    request: BearerGet<'_>,
+) -> Result<Value, A::Error> {
+    let mut token = tokens.access_token().await?;
+    let mut renewed = false;
+    loop {
+        let result = send_with_retry(request.retry, request.source, request.endpoint, || {
+            request
+                .http
+                .get(request.url)
+                .query(request.query)
+                .bearer_auth(token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+        })
+        .await;
+        match result {
+            Ok(response) => {
+                return response.json::<Value>().await.map_err(|error| {
+                    HttpSourceError::Body {
+                        endpoint: request.endpoint.to_owned(),
+                        reason: error.without_url().to_string(),
+                    }
+                    .into()
+                });
+            }
+            Err(HttpSourceError::Status { status: 401, .. }) if !renewed => {
+                metrics::counter!("koppel_source_unauthorized_total", "source" => request.source)
+                    .increment(1);
+                token = tokens.renew_after_rejection(&token).await?;
+                renewed = true;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// A list item that did not parse: its id, when it has a readable one, and why. The reason
+/// never quotes the item's values (they may be a BSN), only the shape rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedItem {
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// Parses one list item as `T`. Items are parsed one by one, so a malformed record fails
+/// only itself; `id_member` names the member that identifies it (`id`, `werknemerId`).
+pub fn parse_item<T: DeserializeOwned>(item: Value, id_member: &str) -> Result<T, RejectedItem> {
+    let id = crate::mapping::scalar_text(item.get(id_member));
+    serde_json::from_value::<T>(item).map_err(|error| RejectedItem {
+        id,
+        reason: shape_error_reason(&error),
+    })
+}
+
+/// serde's message for a shape error, without the values it quotes: "missing field `x`" is
+/// kept as is, "invalid type: string \"1234\", expected u64" becomes "a member has the wrong
+/// type (expected u64)".
+fn shape_error_reason(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if message.starts_with("missing field") {
+        return format!("record does not have the documented shape: {message}");
+    }
+    match message.split_once("expected ") {
+        Some((_, expected)) => format!(
+            "record does not have the documented shape: a member has the wrong type or value (expected {expected})"
+        ),
+        None => "record does not have the documented shape".to_owned(),
     }
 }
 
@@ -314,6 +430,32 @@ mod tests {
         assert_eq!(status_class(400), ErrorClass::Permanent);
         assert_eq!(status_class(401), ErrorClass::Permanent);
         assert_eq!(status_class(404), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn rejected_items_keep_their_id_and_never_quote_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            id: String,
+            count: u64,
+        }
+        let rejected =
+            parse_item::<Item>(serde_json::json!({"id": "a-1", "count": "111222333"}), "id")
+                .unwrap_err();
+        assert_eq!(rejected.id.as_deref(), Some("a-1"));
+        assert!(
+            !rejected.reason.contains("111222333"),
+            "{}",
+            rejected.reason
+        );
+        let missing = parse_item::<Item>(serde_json::json!({"count": 1}), "id").unwrap_err();
+        assert_eq!(missing.id, None);
+        assert!(
+            missing.reason.contains("missing field `id`"),
+            "{}",
+            missing.reason
+        );
     }
 
     #[test]

@@ -99,8 +99,16 @@ pub enum SourceError {
         connection_id: String,
         reason: String,
     },
+    /// The source refused the connection's client credentials; an operator must correct them.
+    #[error("connection {connection_id}: {reason}")]
+    CredentialsRejected {
+        connection_id: String,
+        reason: String,
+    },
     /// The employer is not (or no longer) visible through this connection.
-    #[error("employer {source_employer_id} is not visible to connection {connection_id}")]
+    #[error(
+        "employer {source_employer_id} is not visible to connection {connection_id}: the source refuses access (link the employer to the connection's user or group, or remove its registration)"
+    )]
     EmployerNotVisible {
         connection_id: String,
         source_employer_id: String,
@@ -119,10 +127,49 @@ impl SourceError {
             SourceError::Http(error) => error.class(),
             SourceError::CredentialStore { .. } => ErrorClass::Retryable,
             SourceError::ReauthorisationRequired { .. }
+            | SourceError::CredentialsRejected { .. }
             | SourceError::Configuration { .. }
             | SourceError::EmployerNotVisible { .. }
             | SourceError::InvalidEmployer { .. } => ErrorClass::Permanent,
         }
+    }
+    /// The HTTP status behind the error, when it was a response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SourceError::Http(error) => error.status(),
+            SourceError::ReauthorisationRequired { .. }
+            | SourceError::CredentialStore { .. }
+            | SourceError::CredentialsRejected { .. }
+            | SourceError::Configuration { .. }
+            | SourceError::EmployerNotVisible { .. }
+            | SourceError::InvalidEmployer { .. } => None,
+        }
+    }
+}
+
+/// An employer a connection can see, for onboarding (`koppel employer discover`). The same
+/// shape for every source; what a source does not deliver is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredEmployer {
+    pub source_employer_id: String,
+    pub name: Option<String>,
+    pub employer_number: Option<String>,
+    pub chamber_of_commerce_number: Option<String>,
+    pub payroll_tax_number: Option<String>,
+}
+
+/// The sealing context of a connection's client secret in the registry, for every source: a
+/// sealed secret copied to another connection's record does not open there.
+pub fn client_secret_context(connection_id: &str) -> String {
+    format!("connection/{connection_id}/client_secret")
+}
+
+/// A record error: which entity, and why (a reason that names fields and rules, no values).
+pub fn record_error(entity_type: &str, entity_id: &str, reason: impl ToString) -> RecordError {
+    RecordError {
+        entity_type: entity_type.to_owned(),
+        entity_id: entity_id.to_owned(),
+        reason: reason.to_string(),
     }
 }
 

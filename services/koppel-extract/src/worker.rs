@@ -1,10 +1,11 @@
 //! The long-running extractor: watches the registry and extracts every enabled employer of
-//! every Loket connection on its connection's schedule, one replica per employer at a time
-//! (KV leases), until shutdown.
+//! every connection (Loket and Unit4) on its connection's schedule, one replica per employer
+//! at a time (KV leases), until shutdown.
 //!
 //! Scheduling is per employer: after a run, the employer is due again after the connection's
-//! `poll_interval_seconds`; whether that run is a delta or a full sync follows from the
-//! watermark's last full sync and `full_sync_interval_seconds`. Failed runs are retried on
+//! `poll_interval_seconds`; for Loket, whether that run is a delta or a full sync follows from
+//! the watermark's last full sync and `full_sync_interval_seconds`; Unit4, without a change
+//! feed, diffs a full snapshot every time. Failed runs are retried on
 //! the same schedule; permanent failures (a connection needing re-authorisation) are logged
 //! as errors on every attempt so they stay visible.
 
@@ -30,8 +31,9 @@ use crate::engine::{
 };
 use crate::http_source::ErrorClass;
 use crate::lease;
-use crate::loket::{self, DiscoveredEmployer, LoketSettings, LoketSource};
-use crate::source::SourceError;
+use crate::loket::{self, LoketSettings, LoketSource};
+use crate::source::{DiscoveredEmployer, FetchRequest, Source, SourceError, SourceFetch};
+use crate::unit4::{self, Unit4Settings, Unit4Source};
 
 /// Where the key that opens sealed secrets comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -103,6 +105,8 @@ pub struct ExtractorConfig {
     pub extraction: ExtractionSettings,
     #[serde(default)]
     pub loket: LoketSettings,
+    #[serde(default)]
+    pub unit4: Unit4Settings,
 }
 
 /// Why the extractor (or one of its runs) failed.
@@ -118,9 +122,7 @@ pub enum ExtractError {
     Lease(KvError),
     #[error("employer {employer_key} is being extracted by another replica")]
     LeaseHeld { employer_key: String },
-    #[error(
-        "connection {connection_id} is a {source_system} connection; this extractor handles Loket"
-    )]
+    #[error("connection {connection_id} is a {source_system} connection, not the source asked for")]
     UnsupportedSource {
         connection_id: String,
         source_system: SourceSystem,
@@ -152,8 +154,55 @@ impl ExtractError {
     }
 }
 
+/// The source of one connection, whichever system it is.
+#[derive(Debug, Clone)]
+pub enum ConnectionSource {
+    Loket(LoketSource),
+    Unit4(Unit4Source),
+}
+
+impl ConnectionSource {
+    /// The employers the connection can see (onboarding's `employer discover`).
+    pub async fn discover_employers(&self) -> Result<Vec<DiscoveredEmployer>, SourceError> {
+        match self {
+            ConnectionSource::Loket(source) => source.client().discover_employers().await,
+            ConnectionSource::Unit4(source) => source.client().discover_employers().await,
+        }
+    }
+}
+
+impl Source for ConnectionSource {
+    fn system(&self) -> SourceSystem {
+        match self {
+            ConnectionSource::Loket(source) => source.system(),
+            ConnectionSource::Unit4(source) => source.system(),
+        }
+    }
+
+    fn connection_id(&self) -> &str {
+        match self {
+            ConnectionSource::Loket(source) => source.connection_id(),
+            ConnectionSource::Unit4(source) => source.connection_id(),
+        }
+    }
+
+    fn supports_delta(&self) -> bool {
+        match self {
+            ConnectionSource::Loket(source) => source.supports_delta(),
+            ConnectionSource::Unit4(source) => source.supports_delta(),
+        }
+    }
+
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<SourceFetch, SourceError> {
+        match self {
+            ConnectionSource::Loket(source) => source.fetch(request).await,
+            ConnectionSource::Unit4(source) => source.fetch(request).await,
+        }
+    }
+}
+
 /// Everything a running extractor holds: NATS handles, the registry, the secret key and one
-/// Loket client per connection (so each connection has one token manager).
+/// source per connection (so each connection has one token manager or token cache).
 #[derive(Debug)]
 pub struct Extractor {
     context: SyncContext,
@@ -161,9 +210,10 @@ pub struct Extractor {
     key: SecretKey,
     http: reqwest::Client,
     loket: LoketSettings,
+    unit4: Unit4Settings,
     extraction: ExtractionSettings,
     replica_id: String,
-    sources: Mutex<HashMap<String, (Connection, LoketSource)>>,
+    sources: Mutex<HashMap<String, (Connection, ConnectionSource)>>,
 }
 
 impl Extractor {
@@ -192,10 +242,17 @@ impl Extractor {
             key,
             http,
             loket,
+            unit4: Unit4Settings::default(),
             extraction,
             replica_id,
             sources: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The Unit4 settings (`[unit4]`); [`Unit4Settings::default`] unless set here.
+    pub fn with_unit4_settings(mut self, unit4: Unit4Settings) -> Self {
+        self.unit4 = unit4;
+        self
     }
 
     /// Connects to NATS, ensures the topology and loads the secret key, per `config`.
@@ -216,7 +273,8 @@ impl Extractor {
             http,
             config.loket.clone(),
             config.extraction.clone(),
-        ))
+        )
+        .with_unit4_settings(config.unit4.clone()))
     }
 
     pub fn context(&self) -> &SyncContext {
@@ -231,42 +289,66 @@ impl Extractor {
         &self.replica_id
     }
 
-    /// The Loket source of a connection, built once and reused while the connection's record
-    /// is unchanged.
-    pub fn loket_source(&self, connection: &Connection) -> Result<LoketSource, ExtractError> {
-        if !matches!(connection.settings, ConnectionSettings::Loket(_)) {
-            return Err(ExtractError::UnsupportedSource {
-                connection_id: connection.id.clone(),
-                source_system: connection.source(),
-            });
-        }
+    /// The source of a connection, built once and reused while the connection's record is
+    /// unchanged.
+    pub fn source(&self, connection: &Connection) -> Result<ConnectionSource, ExtractError> {
         let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((cached, source)) = sources.get(&connection.id)
             && cached == connection
         {
             return Ok(source.clone());
         }
-        let client = loket::connect(
-            connection,
-            &self.key,
-            self.http.clone(),
-            self.context.topology.tokens.clone(),
-            &self.loket,
-        )?;
-        let source = LoketSource::new(client, self.loket.clone());
+        let source = match &connection.settings {
+            ConnectionSettings::Loket(_) => {
+                let client = loket::connect(
+                    connection,
+                    &self.key,
+                    self.http.clone(),
+                    self.context.topology.tokens.clone(),
+                    &self.loket,
+                )?;
+                ConnectionSource::Loket(LoketSource::new(client, self.loket.clone()))
+            }
+            ConnectionSettings::Unit4(_) => {
+                let client = unit4::connect(connection, &self.key, self.http.clone(), &self.unit4)?;
+                ConnectionSource::Unit4(Unit4Source::new(client))
+            }
+        };
         sources.insert(connection.id.clone(), (connection.clone(), source.clone()));
         Ok(source)
     }
 
-    /// The employers a connection's authorising user can see (onboarding's `employer
-    /// discover`).
+    /// The Loket source of a connection (see [`Extractor::source`]).
+    pub fn loket_source(&self, connection: &Connection) -> Result<LoketSource, ExtractError> {
+        match self.source(connection)? {
+            ConnectionSource::Loket(source) => Ok(source),
+            ConnectionSource::Unit4(_) => Err(ExtractError::UnsupportedSource {
+                connection_id: connection.id.clone(),
+                source_system: connection.source(),
+            }),
+        }
+    }
+
+    /// The Unit4 source of a connection (see [`Extractor::source`]).
+    pub fn unit4_source(&self, connection: &Connection) -> Result<Unit4Source, ExtractError> {
+        match self.source(connection)? {
+            ConnectionSource::Unit4(source) => Ok(source),
+            ConnectionSource::Loket(_) => Err(ExtractError::UnsupportedSource {
+                connection_id: connection.id.clone(),
+                source_system: connection.source(),
+            }),
+        }
+    }
+
+    /// The employers a connection can see (onboarding's `employer discover`): for Loket those
+    /// of the authorising user, for Unit4 those of the web-API user's group.
     pub async fn discover_employers(
         &self,
         connection_id: &str,
     ) -> Result<Vec<DiscoveredEmployer>, ExtractError> {
         let connection = self.registry.connection(connection_id).await?;
-        let source = self.loket_source(&connection)?;
-        Ok(source.client().discover_employers().await?)
+        let source = self.source(&connection)?;
+        Ok(source.discover_employers().await?)
     }
 
     /// One sync of one registered employer, now, without a lease: what tests, the demo and
@@ -278,7 +360,7 @@ impl Extractor {
     ) -> Result<SyncOutcome, ExtractError> {
         let employer = self.registry.employer(employer_key).await?;
         let connection = self.registry.connection(&employer.connection_id).await?;
-        let source = self.loket_source(&connection)?;
+        let source = self.source(&connection)?;
         Ok(sync_employer(&self.context, &source, &employer, options).await?)
     }
 
@@ -307,7 +389,7 @@ impl Extractor {
             full_sync_interval: Duration::from_secs(connection.full_sync_interval_seconds),
             ..SyncOptions::default()
         };
-        let result = match self.loket_source(connection) {
+        let result = match self.source(connection) {
             Ok(source) => sync_employer(&self.context, &source, employer, &options)
                 .await
                 .map_err(ExtractError::from),
@@ -319,8 +401,9 @@ impl Extractor {
         result
     }
 
-    /// Extracts every enabled Loket employer on its schedule until `shutdown` fires, then
-    /// lets running syncs finish.
+    /// Extracts every enabled employer of every connection on its schedule until `shutdown`
+    /// fires, then lets running syncs finish. A failing employer (a 403, a refused secret) is
+    /// reported on its own and retried on its own schedule; the others are not held up.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), ExtractError> {
         let registry = self.registry.watch().await?;
         let mut next_due: HashMap<String, Instant> = HashMap::new();
@@ -357,8 +440,7 @@ impl Extractor {
                         let Some(connection) = snapshot.connections.get(&employer.connection_id) else {
                             continue;
                         };
-                        if !matches!(connection.settings, ConnectionSettings::Loket(_))
-                            || in_flight.contains(&employer.employer_key)
+                        if in_flight.contains(&employer.employer_key)
                             || next_due.get(&employer.employer_key).is_some_and(|due| *due > now)
                         {
                             continue;

@@ -1,25 +1,18 @@
-//! The Loket REST client: bearer authentication with exactly one token refresh on a 401,
-//! retries through [`crate::http_source`], and Loket's paging envelope.
+//! The Loket REST client: bearer authentication with exactly one token refresh on a 401 and
+//! retries (both through [`crate::http_source`]), and Loket's paging envelope.
 
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::token::TokenManager;
 use super::wire::{Envelope, LoketEmployer, Single};
-use crate::http_source::{HttpSourceError, Page, RetryPolicy, collect_pages, send_with_retry};
+use crate::http_source::{
+    BearerGet, HttpSourceError, Page, RetryPolicy, collect_pages, get_json_with_bearer,
+};
+pub use crate::source::DiscoveredEmployer;
 use crate::source::SourceError;
-
-/// An employer a Loket connection can see, for onboarding (`koppel employer discover`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveredEmployer {
-    pub source_employer_id: String,
-    pub name: Option<String>,
-    pub employer_number: Option<String>,
-    pub chamber_of_commerce_number: Option<String>,
-}
 
 /// A Loket API client for one connection. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -65,43 +58,17 @@ impl LoketClient {
     ) -> Result<Value, SourceError> {
         let url = format!("{}{path}", self.api_base_url);
         let endpoint = format!("GET {}", path_family(path));
-        let mut token = self.tokens.access_token().await?;
-        let mut renewed = false;
-        loop {
-            let result = self.send(&url, &endpoint, query, &token).await;
-            match result {
-                Ok(response) => {
-                    return response.json::<Value>().await.map_err(|error| {
-                        SourceError::Http(HttpSourceError::Body {
-                            endpoint: endpoint.clone(),
-                            reason: error.without_url().to_string(),
-                        })
-                    });
-                }
-                Err(HttpSourceError::Status { status: 401, .. }) if !renewed => {
-                    metrics::counter!("koppel_loket_unauthorized_total").increment(1);
-                    token = self.tokens.renew_after_rejection(&token).await?;
-                    renewed = true;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-
-    async fn send(
-        &self,
-        url: &str,
-        endpoint: &str,
-        query: &[(&str, String)],
-        token: &SecretString,
-    ) -> Result<reqwest::Response, HttpSourceError> {
-        send_with_retry(&self.retry, "loket", endpoint, || {
-            self.http
-                .get(url)
-                .query(query)
-                .bearer_auth(token.expose_secret())
-                .header(reqwest::header::ACCEPT, "application/json")
-        })
+        get_json_with_bearer(
+            self.tokens.as_ref(),
+            BearerGet {
+                http: &self.http,
+                retry: &self.retry,
+                source: "loket",
+                url: &url,
+                endpoint: &endpoint,
+                query,
+            },
+        )
         .await
     }
 
@@ -124,43 +91,23 @@ impl LoketClient {
         extra_query: &[(&str, String)],
     ) -> Result<Vec<Value>, SourceError> {
         let endpoint = format!("GET {}", path_family(path));
-        // The paging loop speaks HttpSourceError; the other failures of a page (tokens) are
-        // carried out through this slot.
-        let failure: std::sync::Mutex<Option<SourceError>> = std::sync::Mutex::new(None);
-        let result = collect_pages(&endpoint, self.max_pages, |page_number| {
+        collect_pages(&endpoint, self.max_pages, |page_number| {
             let mut query: Vec<(&str, String)> = extra_query.to_vec();
             query.push(("pageNumber", page_number.to_string()));
             query.push(("pageSize", self.page_size.to_string()));
-            let failure = &failure;
             let endpoint = endpoint.clone();
             async move {
-                let body = match self.get_json(path, &query).await {
-                    Ok(body) => body,
-                    Err(SourceError::Http(error)) => return Err(error),
-                    Err(other) => {
-                        let reason = other.to_string();
-                        if let Ok(mut slot) = failure.lock() {
-                            *slot = Some(other);
-                        }
-                        return Err(HttpSourceError::Body { endpoint, reason });
-                    }
-                };
-                let envelope: Envelope =
-                    serde_json::from_value(body).map_err(|error| HttpSourceError::Body {
+                let body = self.get_json(path, &query).await?;
+                let envelope: Envelope = serde_json::from_value(body).map_err(|error| {
+                    SourceError::Http(HttpSourceError::Body {
                         endpoint,
                         reason: error.to_string(),
-                    })?;
+                    })
+                })?;
                 Ok(Page::from(envelope))
             }
         })
-        .await;
-        match result {
-            Ok(items) => Ok(items),
-            Err(error) => {
-                let carried = failure.lock().ok().and_then(|mut slot| slot.take());
-                Err(carried.unwrap_or(SourceError::Http(error)))
-            }
-        }
+        .await
     }
 
     /// Every item of a collection parsed as `T`, or `Err` with the items that did not parse
@@ -195,6 +142,7 @@ impl LoketClient {
                 name: employer.company_name,
                 employer_number: super::wire::scalar_text(employer.employer_number.as_ref()),
                 chamber_of_commerce_number: employer.chamber_of_commerce_number,
+                payroll_tax_number: employer.payroll_tax_number,
             })
             .collect())
     }

@@ -21,10 +21,9 @@
 //! - **Manager**: see [`ManagerDirectory`].
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use chrono::NaiveDate;
-use koppel_events::model::{BsnError, parttime_factor};
+use koppel_events::model::parttime_factor;
 use koppel_events::{
     Address, Bsn, Employee, Employer, Employment, Gender, Money, NameUsage, OrganisationUnit,
     PersonName, Salary, SalaryPeriod, SourceSystem,
@@ -32,7 +31,9 @@ use koppel_events::{
 use koppel_registry::EmployerRegistration;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
-use serde_json::Value;
+
+pub use crate::mapping::{MappingError, parse_date, parse_decimal};
+use crate::mapping::{non_empty, round_hours};
 
 use super::wire::{
     Department, EmployerUser, LoketEmployee, LoketEmployer, LoketEmployment, Metadata,
@@ -56,58 +57,6 @@ impl Default for MappingSettings {
             months_per_year: Decimal::from(12),
         }
     }
-}
-
-/// Why one record cannot be mapped. Names the field and the rule, never the value, so it is
-/// safe in logs and in `SyncCompleted.record_errors`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MappingError {
-    #[error("mandatory field {0} is missing")]
-    Missing(&'static str),
-    #[error("field {0} is not a valid date")]
-    InvalidDate(&'static str),
-    #[error("field {0} is not a valid number")]
-    InvalidNumber(&'static str),
-    #[error("citizen service number is invalid: {0}")]
-    Bsn(#[from] BsnError),
-}
-
-/// Parses a `YYYY-MM-DD` date; absent and empty are `None`.
-pub fn parse_date(
-    field: &'static str,
-    text: Option<&str>,
-) -> Result<Option<NaiveDate>, MappingError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => {
-            // Loket dates are plain dates; tolerate a time part some endpoints may add.
-            let date_part = text.get(..10).unwrap_or(text);
-            NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
-                .map(Some)
-                .map_err(|_| MappingError::InvalidDate(field))
-        }
-    }
-}
-
-/// A JSON number (or numeric string) as a `Decimal`, through its text: no float arithmetic
-/// ever touches an amount or an hour count.
-pub fn parse_decimal(
-    field: &'static str,
-    value: Option<&Value>,
-) -> Result<Option<Decimal>, MappingError> {
-    let Some(text) = scalar_text(value) else {
-        return Ok(None);
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map(Some)
-        .map_err(|_| MappingError::InvalidNumber(field))
-}
-
-fn non_empty(text: Option<&String>) -> Option<String> {
-    text.map(|text| text.trim())
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
 }
 
 pub fn map_employer(
@@ -344,12 +293,6 @@ pub fn pensionable_salary(
         2,
         RoundingStrategy::MidpointAwayFromZero,
     )))
-}
-
-fn round_hours(hours: Decimal) -> Decimal {
-    hours
-        .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
-        .normalize()
 }
 
 /// Maps an employment with the organisational entity, working hours and wage chosen for the

@@ -69,10 +69,8 @@ impl Default for LoketSettings {
     }
 }
 
-/// The sealing context of a Loket connection's client secret in the registry.
-pub fn client_secret_context(connection_id: &str) -> String {
-    format!("connection/{connection_id}/client_secret")
-}
+/// The sealing context of a Loket connection's client secret (the same for every source).
+pub use crate::source::client_secret_context;
 
 /// Builds the OAuth client of a Loket connection from its registry record.
 pub fn oauth_client(

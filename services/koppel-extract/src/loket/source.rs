@@ -47,7 +47,7 @@ use super::wire::{
     OrganizationalEntity, UserDepartments, VersionItem, Wage, WorkingHours, scalar_text,
 };
 use crate::http_source::HttpSourceError;
-use crate::source::{FetchMode, FetchRequest, Source, SourceError, SourceFetch};
+use crate::source::{FetchMode, FetchRequest, Source, SourceError, SourceFetch, record_error};
 
 const EMPLOYERS: &str = "/providers/employers";
 
@@ -83,14 +83,6 @@ impl Source for LoketSource {
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<SourceFetch, SourceError> {
         self.fetch_employer(request).await
-    }
-}
-
-fn record_error(entity_type: &str, entity_id: &str, reason: impl ToString) -> RecordError {
-    RecordError {
-        entity_type: entity_type.to_owned(),
-        entity_id: entity_id.to_owned(),
-        reason: reason.to_string(),
     }
 }
 

@@ -30,15 +30,11 @@ use koppel_nats::kv::{self, KvError};
 use koppel_registry::{SealedSecret, SecretKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::http_source::{ErrorClass, HttpSourceError, RetryPolicy, send_with_retry};
+use crate::access_token::{AccessTokenCache, IssuedToken};
+use crate::http_source::{BearerTokens, ErrorClass, HttpSourceError, RetryPolicy, send_with_retry};
 use crate::source::SourceError;
-
-/// Access tokens are renewed this long before Loket says they expire, so a request never
-/// leaves with a token that dies on the way.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// The sealing context of a connection's refresh token: a sealed token copied to another
 /// connection's key does not open there.
@@ -313,19 +309,13 @@ pub async fn exchange_authorization_code(
     store_refresh_token(tokens, key, &oauth.connection_id, &refresh_token).await
 }
 
-#[derive(Clone)]
-struct CachedAccessToken {
-    token: SecretString,
-    renew_at: Instant,
-}
-
 /// Access tokens of one connection, refreshed single-flight with the rotation rules above.
 pub struct TokenManager {
     oauth: OAuthClient,
     tokens: async_nats::jetstream::kv::Store,
     key: SecretKey,
     race_grace: Duration,
-    current: Mutex<Option<CachedAccessToken>>,
+    current: AccessTokenCache,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -333,6 +323,21 @@ impl std::fmt::Debug for TokenManager {
         f.debug_struct("TokenManager")
             .field("connection_id", &self.oauth.connection_id)
             .finish_non_exhaustive()
+    }
+}
+
+impl BearerTokens for TokenManager {
+    type Error = SourceError;
+
+    async fn access_token(&self) -> Result<SecretString, SourceError> {
+        Ok(TokenManager::access_token(self).await?)
+    }
+
+    async fn renew_after_rejection(
+        &self,
+        rejected: &SecretString,
+    ) -> Result<SecretString, SourceError> {
+        Ok(TokenManager::renew_after_rejection(self, rejected).await?)
     }
 }
 
@@ -348,7 +353,7 @@ impl TokenManager {
             tokens,
             key,
             race_grace,
-            current: Mutex::new(None),
+            current: AccessTokenCache::default(),
         }
     }
 
@@ -358,16 +363,7 @@ impl TokenManager {
 
     /// A usable access token: the cached one, or a fresh one.
     pub async fn access_token(&self) -> Result<SecretString, TokenError> {
-        let mut current = self.current.lock().await;
-        if let Some(cached) = current.as_ref()
-            && cached.renew_at > Instant::now()
-        {
-            return Ok(cached.token.clone());
-        }
-        let fresh = self.refresh().await?;
-        let token = fresh.token.clone();
-        *current = Some(fresh);
-        Ok(token)
+        self.current.get(|| self.refresh()).await
     }
 
     /// Called after the API answered 401 to `rejected`: refreshes, unless another caller
@@ -377,17 +373,9 @@ impl TokenManager {
         &self,
         rejected: &SecretString,
     ) -> Result<SecretString, TokenError> {
-        let mut current = self.current.lock().await;
-        if let Some(cached) = current.as_ref()
-            && cached.token.expose_secret() != rejected.expose_secret()
-            && cached.renew_at > Instant::now()
-        {
-            return Ok(cached.token.clone());
-        }
-        let fresh = self.refresh().await?;
-        let token = fresh.token.clone();
-        *current = Some(fresh);
-        Ok(token)
+        self.current
+            .renew_after_rejection(rejected, || self.refresh())
+            .await
     }
 
     fn store_error(&self, source: KvError) -> TokenError {
@@ -405,7 +393,7 @@ impl TokenManager {
 
     /// One refresh, following the rotation rules in the module docs. Called with the
     /// connection's mutex held.
-    async fn refresh(&self) -> Result<CachedAccessToken, TokenError> {
+    async fn refresh(&self) -> Result<IssuedToken, TokenError> {
         let connection_id = self.oauth.connection_id.clone();
         let context = refresh_token_context(&connection_id);
         let deadline = Instant::now() + self.race_grace;
@@ -428,9 +416,9 @@ impl TokenManager {
                 ("client_id", self.oauth.client_id.as_str()),
                 ("client_secret", self.oauth.client_secret.expose_secret()),
             ];
+            let requested_at = Instant::now();
             match self.oauth.token_request(&form).await {
                 Ok(response) => {
-                    let issued_at = Instant::now();
                     let Some(new_refresh) = response.refresh_token else {
                         // S4 treats this as fatal too: keeping the old token would reuse a
                         // token Loket may already have invalidated.
@@ -441,9 +429,10 @@ impl TokenManager {
                     };
                     self.persist(&new_refresh, stored.revision).await?;
                     metrics::counter!("koppel_loket_token_refreshes_total").increment(1);
-                    return Ok(CachedAccessToken {
-                        token: response.access_token,
-                        renew_at: issued_at + response.expires_in.saturating_sub(EXPIRY_MARGIN),
+                    return Ok(IssuedToken {
+                        access_token: response.access_token,
+                        expires_in: response.expires_in,
+                        requested_at,
                     });
                 }
                 Err(GrantFailure::InvalidGrant) => {

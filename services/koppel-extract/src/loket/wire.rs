@@ -322,12 +322,4 @@ pub struct CitizenServiceNumber {
     pub citizen_service_number: Option<Value>,
 }
 
-/// Text of a JSON scalar (numbers and strings alike), `None` for null or empty.
-pub(crate) fn scalar_text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
+pub(crate) use crate::mapping::scalar_text;
