@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use koppel_events::{EventType, SyncKind};
-use koppel_sim::world::{ChangeKind, MutationRates, WorldChange};
+use koppel_sim::world::{ChangeKind, MutationRates, World, WorldChange};
 
 use crate::support::{Harness, counts};
 
 /// The events koppel should emit for a window of ground truth, per entity, with the fields
 /// the log says changed. Fine-grained entries for one entity fold into one event: a create
 /// absorbs later changes, an end absorbs other changes of the employment.
-fn expected_events(changes: &[WorldChange]) -> BTreeMap<String, (EventType, BTreeSet<String>)> {
+pub(crate) fn expected_events(
+    changes: &[WorldChange],
+) -> BTreeMap<String, (EventType, BTreeSet<String>)> {
     let mut expected: BTreeMap<String, (EventType, BTreeSet<String>)> = BTreeMap::new();
     let mut fold = |entity: String, event_type: EventType, fields: &[&str]| {
         let entry = expected
@@ -67,7 +69,12 @@ fn expected_events(changes: &[WorldChange]) -> BTreeMap<String, (EventType, BTre
 /// Per employee (its name and the manager of its open employment) and per employment (what
 /// koppel maps), a rendering of the world's state, to recognise changes that undid themselves.
 fn world_state(harness: &Harness) -> BTreeMap<String, String> {
-    harness.simulator.with_world(|world| {
+    harness.simulator.with_world(world_state_of)
+}
+
+/// [`world_state`] of any world (the Unit4 tests share it).
+pub(crate) fn world_state_of(world: &World) -> BTreeMap<String, String> {
+    {
         let mut state = BTreeMap::new();
         for employer in world.employers() {
             for employment in &employer.employments {
@@ -104,14 +111,14 @@ fn world_state(harness: &Harness) -> BTreeMap<String, String> {
             }
         }
         state
-    })
+    }
 }
 
 /// What one poll emitted, per entity.
-type Emitted = BTreeMap<String, (EventType, BTreeSet<String>)>;
+pub(crate) type Emitted = BTreeMap<String, (EventType, BTreeSet<String>)>;
 
 /// Compares one poll's events with the ground truth of the days since the previous poll.
-fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems: &mut Vec<String>) {
+pub(crate) fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems: &mut Vec<String>) {
     for (entity, (event_type, fields)) in expected {
         match emitted.get(entity) {
             None => problems.push(format!("day {day}: missing {event_type:?} for {entity}")),

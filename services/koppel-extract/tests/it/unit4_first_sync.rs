@@ -1,0 +1,153 @@
+//! Unit4: a first sync emits exactly one event per world entity with everything the canonical
+//! model asks for; an idle rerun emits nothing; calls stay flat per employee; discovery lists
+//! the employers of the web-API user's group.
+
+use koppel_events::{Event, EventType, SyncKind, SyncResult};
+
+use crate::support::counts;
+use crate::unit4_support::{UNIT4_CONNECTION_ID, Unit4Harness};
+
+#[tokio::test]
+async fn unit4_first_sync_emits_one_event_per_entity_and_an_idle_rerun_emits_nothing() {
+    let harness = Unit4Harness::start(111, 2, 60).await;
+    let (employees, employments) = harness.simulator.with_world(|world| {
+        let employer = &world.employers()[0];
+        (employer.employees.len(), employer.employments.len())
+    });
+    harness.simulator.reset_call_counts();
+
+    let outcome = harness.sync(0, None).await;
+
+    assert_eq!(outcome.kind, SyncKind::Full);
+    assert_eq!(outcome.result, SyncResult::Completed);
+    assert!(
+        outcome.record_errors.is_empty(),
+        "{:?}",
+        outcome.record_errors
+    );
+    let by_type = counts(&outcome);
+    assert_eq!(by_type.get(&EventType::EmployerUpserted), Some(&1));
+    assert_eq!(by_type.get(&EventType::EmployeeCreated), Some(&employees));
+    assert_eq!(
+        by_type.get(&EventType::EmploymentStarted),
+        Some(&employments)
+    );
+    assert_eq!(by_type.get(&EventType::SyncCompleted), Some(&1));
+    assert_eq!(by_type.len(), 4, "{by_type:?}");
+    assert_eq!(outcome.counts.employees_seen as usize, employees);
+    assert_eq!(outcome.counts.employments_seen as usize, employments);
+
+    // Calls: the employer plus one per page of 25 of each list; one token request.
+    let pages = |items: usize| items.div_ceil(25).max(1) as u64;
+    assert_eq!(
+        harness.simulator.api_call_count(),
+        1 + pages(employees) + pages(employments),
+        "{:?}",
+        harness.simulator.call_counts()
+    );
+    assert_eq!(harness.token_calls(), 1);
+
+    // Nothing changed: the rerun reads everything again and emits nothing, not even a marker.
+    harness.simulator.reset_call_counts();
+    let idle = harness.sync(0, None).await;
+    assert!(idle.published.is_empty(), "{:?}", idle.published);
+    assert_eq!(idle.result, SyncResult::Completed);
+    assert_eq!(
+        harness.simulator.api_call_count(),
+        1 + pages(employees) + pages(employments)
+    );
+    // The cached token was reused.
+    assert_eq!(harness.token_calls(), 0);
+    assert_eq!(
+        harness.stored_message_count().await,
+        outcome.published.len() as u64
+    );
+
+    // A full sync asked for explicitly confirms itself with its marker only.
+    let forced = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(
+        counts(&forced).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)]
+    );
+
+    // What the events carry, against the world.
+    let world_employments = harness.simulator.with_world(|world| {
+        world.employers()[0]
+            .employments
+            .iter()
+            .map(|employment| (employment.id.to_string(), employment.clone()))
+            .collect::<std::collections::HashMap<_, _>>()
+    });
+    let mut checked = 0;
+    for event in harness.stored_events().await {
+        match &event {
+            Event::EmploymentStarted(started) => {
+                let employment = &started.employment;
+                let truth = &world_employments[&employment.employment_id];
+                assert_eq!(started.employee.employee_id, employment.employee_id);
+                assert!(started.employee.bsn.is_some());
+                assert!(!started.employee.name.formatted.is_empty());
+                assert_eq!(
+                    employment.hours_per_week,
+                    Some(truth.working_hours.hours_per_week.normalize())
+                );
+                assert_eq!(
+                    employment
+                        .salary
+                        .as_ref()
+                        .map(|salary| salary.amount.amount),
+                    Some(truth.wage.monthly_salary.round_dp(2))
+                );
+                assert!(employment.parttime_factor.is_some());
+                assert!(employment.pensionable_salary.is_some());
+                assert!(employment.pension_scheme.is_some());
+                assert!(employment.department.is_some());
+                assert_eq!(
+                    employment.income_relationship_number,
+                    Some(i64::from(truth.income_relationship_number))
+                );
+                // The manager travels on the employee, from their open employment.
+                if truth.end_date.is_none() {
+                    assert_eq!(
+                        started.employee.manager_employee_id,
+                        truth.manager_employee_id.map(|id| id.to_string())
+                    );
+                }
+                checked += 1;
+            }
+            Event::EmployerUpserted(upserted) => {
+                assert_eq!(upserted.employer.source, koppel_events::SourceSystem::Unit4);
+                assert!(upserted.employer.payroll_tax_number.is_some());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, employments);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn unit4_discovery_lists_the_employers_of_the_group() {
+    let harness = Unit4Harness::start(112, 3, 2).await;
+    let discovered = harness
+        .extractor
+        .discover_employers(UNIT4_CONNECTION_ID)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = discovered
+        .iter()
+        .map(|e| e.source_employer_id.clone())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = harness
+        .employer_ids
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(discovered.iter().all(|employer| employer.name.is_some()
+        && employer.payroll_tax_number.is_some()
+        && employer.employer_number.is_some()));
+    harness.stop().await;
+}
