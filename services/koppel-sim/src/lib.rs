@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `faults`: fault injection shared by every simulator (429 with Retry-After, 5xx, slow answers).
+//! - `ground_truth`: the world's change log as the events koppel must emit, for comparisons.
 //! - `world`: the simulated payroll world (employers, employees, employments) and the mutation
 //!   engine that advances it day by day while recording the ground truth of every change.
 //! - `loket`: the Loket.nl simulator (OAuth2 with rotating refresh tokens, the v2 REST API).
@@ -12,6 +13,7 @@
 //! - `webhook_receiver`: a Standard Webhooks receiver that verifies signatures (a recipient).
 
 pub mod faults;
+pub mod ground_truth;
 pub mod insurer;
 pub mod loket;
 pub mod suite;

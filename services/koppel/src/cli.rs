@@ -35,6 +35,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs the extractor: polls every enabled employer of every connection and publishes
+    /// change events. Config: --config extractor.toml.
+    Extractor(WorkerArgs),
+    /// Runs the deliverer: one consumer per recipient, delivering at least once, in order per
+    /// employee. Config: --config deliverer.toml.
+    Deliverer(WorkerArgs),
+    /// Source connections: Loket authorisations and Unit4 web-API users.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Runs the whole pipeline end to end against the simulators, with faults, and prints
+    /// what reached each recipient. Uses $NATS_URL or starts a local nats-server.
+    Demo(DemoArgs),
     /// Serves every simulator (Loket, Unit4, pension insurer, webhook receiver) until Ctrl-C.
     Sim(SimArgs),
     /// Secret-key tools.
@@ -53,6 +65,107 @@ pub enum Command {
     /// The event schemas, as data teams need them.
     #[command(subcommand)]
     Schema(SchemaCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Where /metrics, /healthz and /readyz listen.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub ops_listen: std::net::SocketAddr,
+    /// Log as JSON lines (for log shippers) instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Registers a source connection.
+    #[command(subcommand)]
+    Add(AddConnection),
+    /// Fetches a token with a connection and reports the employers it can see.
+    Test {
+        /// The connection id.
+        connection: String,
+    },
+    /// Lists connections (secrets are never shown).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddConnection {
+    /// A Loket.nl authorisation. Without --code or --refresh-token-env it registers the
+    /// connection and prints the URL where a Loket user authorises it.
+    Loket(AddLoketArgs),
+    /// A Unit4 HR & Salarisgemak web-API user (client credentials).
+    Unit4(AddUnit4Args),
+}
+
+#[derive(Debug, Args)]
+pub struct AddLoketArgs {
+    /// Connection id (letters, digits, '-' and '_').
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub client_id: String,
+    /// Environment variable holding the client secret (empty or unset: a client without one).
+    #[arg(long, default_value = "KOPPEL_CLIENT_SECRET")]
+    pub client_secret_env: String,
+    /// The redirect URI registered for the client.
+    #[arg(long)]
+    pub redirect_uri: String,
+    #[arg(long, default_value = "https://oauth.loket.nl")]
+    pub oauth_base_url: String,
+    #[arg(long, default_value = "https://api.loket.nl/v2")]
+    pub api_base_url: String,
+    /// The authorization code from the redirect after the user authorised.
+    #[arg(long, conflicts_with = "refresh_token_env")]
+    pub code: Option<String>,
+    /// Environment variable holding a refresh token obtained elsewhere.
+    #[arg(long)]
+    pub refresh_token_env: Option<String>,
+    /// Seconds between change polls.
+    #[arg(long, default_value_t = 60)]
+    pub poll_interval_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AddUnit4Args {
+    #[arg(long)]
+    pub id: String,
+    /// The IDS token endpoint, e.g. https://s-eu-ids1.unit4cloud.com/identity/connect/token.
+    #[arg(long)]
+    pub token_url: String,
+    #[arg(long)]
+    pub api_base_url: String,
+    #[arg(long, default_value = "hr-salarisgemak.api")]
+    pub scope: String,
+    #[arg(long)]
+    pub client_id: String,
+    /// Environment variable holding the client secret.
+    #[arg(long, default_value = "KOPPEL_CLIENT_SECRET")]
+    pub client_secret_env: String,
+    /// Seconds between full diffs (Unit4 has no change feed).
+    #[arg(long, default_value_t = 900)]
+    pub poll_interval_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the simulated worlds: the same seed gives the same run.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Employers per source.
+    #[arg(long, default_value_t = 3)]
+    pub employers: usize,
+    /// Employees per employer.
+    #[arg(long, default_value_t = 40)]
+    pub employees: usize,
+    /// Simulated days after the first sync, one sync per day.
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// How long the deliverer may take to drain at the end.
+    #[arg(long, default_value_t = 300)]
+    pub drain_timeout_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +238,11 @@ pub enum EmployerCommand {
     Add(AddEmployerArgs),
     /// Lists registered employers.
     List,
+    /// Lists the employers a connection can see, for `employer add`.
+    Discover {
+        #[arg(long)]
+        connection: String,
+    },
     /// Stops extracting an employer and removes its registration.
     Remove {
         /// The employer key.

@@ -1,10 +1,14 @@
 //! One module per subcommand group, and the dispatch over them.
 
+pub mod connection;
+pub mod demo;
 pub mod export;
+pub mod local_nats;
 pub mod registry;
 pub mod schema;
 pub mod sim;
 pub mod tail;
+pub mod workers;
 
 use crate::cli::{Cli, Command, KeyCommand};
 use crate::context::{CliConfig, Context};
@@ -13,9 +17,20 @@ use crate::output::Output;
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let output = Output { format: cli.output };
+    // The workers load their own config (extractor.toml, deliverer.toml) and telemetry.
+    match &cli.command {
+        Command::Extractor(arguments) => return workers::extractor(&cli, arguments).await,
+        Command::Deliverer(arguments) => return workers::deliverer(&cli, arguments).await,
+        _ => {}
+    }
     let config = CliConfig::load(&cli)?;
     let _metrics = koppel_runtime::init_telemetry(&config.telemetry);
     match cli.command {
+        Command::Extractor(_) | Command::Deliverer(_) => Ok(()),
+        Command::Connection(command) => connection::run(command, &config, output).await,
+        Command::Employer(crate::cli::EmployerCommand::Discover { connection }) => {
+            connection::discover(&connection, &config, output).await
+        }
         Command::Key(KeyCommand::Generate) => {
             let key = koppel_registry::SecretKey::generate_base64()?;
             if output.is_json() {
@@ -27,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schema(command) => schema::run(command, output),
         Command::Sim(arguments) => sim::run(arguments, output).await,
+        Command::Demo(arguments) => demo::run(arguments, output).await,
         Command::Recipient(command) => {
             registry::recipient(command, &Context::connect(&config).await?, output).await
         }

@@ -238,6 +238,7 @@ pub async fn employer(
             );
             Ok(())
         }
+        EmployerCommand::Discover { .. } => unreachable!("dispatched to connection::discover"),
         EmployerCommand::Remove { employer_key } => {
             context
                 .registry

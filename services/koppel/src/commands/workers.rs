@@ -1,0 +1,74 @@
+//! `koppel extractor` and `koppel deliverer`: the long-running workers, with the operations
+//! endpoints and graceful shutdown on SIGINT or SIGTERM.
+
+use anyhow::Context as _;
+use koppel_runtime::{LogFormat, OpsSettings, Readiness, TelemetrySettings};
+
+use crate::cli::{Cli, WorkerArgs};
+
+fn telemetry(arguments: &WorkerArgs) -> TelemetrySettings {
+    TelemetrySettings {
+        log_format: if arguments.json_logs {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        },
+        log_filter: "info".to_owned(),
+    }
+}
+
+async fn serve_ops(
+    arguments: &WorkerArgs,
+    shutdown: &koppel_runtime::CancellationToken,
+) -> anyhow::Result<Readiness> {
+    let metrics = koppel_runtime::init_telemetry(&telemetry(arguments));
+    let readiness = Readiness::default();
+    let address = koppel_runtime::serve_ops(
+        &OpsSettings {
+            listen: arguments.ops_listen,
+        },
+        metrics,
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {} for /metrics", arguments.ops_listen))?;
+    tracing::info!(%address, "Operations endpoints listening.");
+    Ok(readiness)
+}
+
+pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
+    let mut config: koppel_extract::ExtractorConfig =
+        koppel_runtime::load_config(cli.config.as_deref())
+            .context("cannot load the extractor configuration")?;
+    if let Some(url) = &cli.nats_url {
+        config.nats.url = url.clone();
+    }
+    if let Some(namespace) = &cli.namespace {
+        config.namespace = Some(namespace.clone());
+    }
+    let shutdown = koppel_runtime::shutdown_on_signal();
+    let readiness = serve_ops(arguments, &shutdown).await?;
+    readiness.set_ready(true);
+    koppel_extract::run(config, shutdown)
+        .await
+        .context("the extractor stopped")
+}
+
+pub async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
+    let mut config: koppel_deliver::DelivererConfig =
+        koppel_runtime::load_config(cli.config.as_deref())
+            .context("cannot load the deliverer configuration")?;
+    if let Some(url) = &cli.nats_url {
+        config.nats.url = url.clone();
+    }
+    if let Some(namespace) = &cli.namespace {
+        config.namespace = Some(namespace.clone());
+    }
+    let shutdown = koppel_runtime::shutdown_on_signal();
+    let readiness = serve_ops(arguments, &shutdown).await?;
+    readiness.set_ready(true);
+    koppel_deliver::run(config, shutdown)
+        .await
+        .context("the deliverer stopped")
+}
