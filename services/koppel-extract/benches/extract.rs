@@ -1,5 +1,6 @@
-//! Benchmark: first (full) extraction of 20 employers from the Loket simulator over loopback,
-//! publishing to a real NATS; at 1,000 and at 5,000 employees per employer. Reports events
+//! Benchmark: first (full) extraction of 20 employers from the Loket and from the Unit4
+//! simulator over loopback, publishing to a real NATS; at 1,000 and at 5,000 employees per
+//! employer. Reports events
 //! per second, API calls per employee and peak RSS (VmHWM), to show that calls and memory per
 //! employee stay flat as employers grow.
 //!
@@ -22,13 +23,15 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use koppel_events::SyncKind;
 use koppel_extract::loket::{LoketSettings, client_secret_context, store_refresh_token};
+use koppel_extract::unit4::Unit4Settings;
 use koppel_extract::{ExtractionSettings, Extractor, SyncOptions};
-use koppel_nats::PublisherSettings;
+use koppel_nats::{PublisherSettings, Topology};
 use koppel_registry::{
     Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Registry,
-    SecretKey,
+    SecretKey, Unit4ConnectionSettings, Unit4Paths,
 };
 use koppel_sim::loket::{AuthorizingUser, LoketSimulator, LoketSimulatorConfig, spawn};
+use koppel_sim::unit4::{Unit4Simulator, Unit4SimulatorConfig, WebApiClient};
 use koppel_sim::world::{World, WorldConfig};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -40,19 +43,26 @@ const CONCURRENT_EMPLOYERS: usize = 4;
 
 fn main() {
     if let Ok(scenario) = std::env::var(SCENARIO_VARIABLE) {
-        let employees: usize = scenario.parse().expect("employees per employer");
+        let (source, employees) = scenario.split_once(':').expect("source:employees");
+        let employees: usize = employees.parse().expect("employees per employer");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(scenario_run(employees));
+        koppel_runtime::http::install_tls_provider();
+        match source {
+            "loket" => runtime.block_on(scenario_run(employees)),
+            "unit4" => runtime.block_on(unit4_scenario_run(employees)),
+            other => panic!("unknown source {other}"),
+        }
         return;
     }
     println!(
-        "koppel-extract: full sync of {EMPLOYERS} employers from the Loket simulator (loopback), {CONCURRENT_EMPLOYERS} at a time"
+        "koppel-extract: full sync of {EMPLOYERS} employers from each simulator (loopback), {CONCURRENT_EMPLOYERS} at a time"
     );
     println!(
-        "{:>10} {:>10} {:>9} {:>12} {:>10} {:>10} {:>11} {:>12} {:>14}",
+        "{:>7} {:>10} {:>10} {:>9} {:>12} {:>10} {:>10} {:>11} {:>12} {:>14}",
+        "source",
         "employees",
         "events",
         "seconds",
@@ -64,12 +74,14 @@ fn main() {
         "growth/emp"
     );
     let exe = std::env::current_exe().expect("own path");
-    for employees in [1_000usize, 5_000] {
-        let status = std::process::Command::new(&exe)
-            .env(SCENARIO_VARIABLE, employees.to_string())
-            .status()
-            .expect("child run");
-        assert!(status.success(), "scenario {employees} failed");
+    for source in ["loket", "unit4"] {
+        for employees in [1_000usize, 5_000] {
+            let status = std::process::Command::new(&exe)
+                .env(SCENARIO_VARIABLE, format!("{source}:{employees}"))
+                .status()
+                .expect("child run");
+            assert!(status.success(), "scenario {source} {employees} failed");
+        }
     }
 }
 
@@ -117,13 +129,50 @@ async fn scenario_run(employees_per_employer: usize) {
         })
         .await
         .unwrap();
+    let keys = register_employers(&registry, "loket-bench", &employer_ids).await;
+    store_refresh_token(
+        &topology.tokens,
+        &key,
+        "loket-bench",
+        &SecretString::from(simulator.issue_refresh_token("bench").unwrap()),
+    )
+    .await
+    .unwrap();
+    let extractor = Extractor::new(
+        topology.clone(),
+        PublisherSettings::default(),
+        key,
+        bench_http_client(),
+        LoketSettings::default(),
+        ExtractionSettings::default(),
+    );
+    measure(
+        "loket",
+        &extractor,
+        &keys,
+        employees,
+        employees_per_employer,
+        || simulator.reset_call_counts(),
+        || simulator.api_call_count(),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = running.stopped().await;
+}
+
+/// Registers one employer per id on `connection_id` and returns their keys.
+async fn register_employers(
+    registry: &Registry,
+    connection_id: &str,
+    employer_ids: &[uuid::Uuid],
+) -> Vec<String> {
     let mut keys = Vec::new();
     for (index, id) in employer_ids.iter().enumerate() {
         let employer_key = format!("bench-{index}");
         registry
             .put_employer(&EmployerRegistration {
                 employer_key: employer_key.clone(),
-                connection_id: "loket-bench".to_owned(),
+                connection_id: connection_id.to_owned(),
                 source_employer_id: id.to_string(),
                 name: format!("Employer {index}"),
                 payroll_tax_number: None,
@@ -135,33 +184,33 @@ async fn scenario_run(employees_per_employer: usize) {
             .unwrap();
         keys.push(employer_key);
     }
-    store_refresh_token(
-        &topology.tokens,
-        &key,
-        "loket-bench",
-        &SecretString::from(simulator.issue_refresh_token("bench").unwrap()),
-    )
-    .await
-    .unwrap();
-    let http = reqwest::Client::builder()
+    keys
+}
+
+fn bench_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
         .build()
-        .unwrap();
-    let extractor = Extractor::new(
-        topology.clone(),
-        PublisherSettings::default(),
-        key,
-        http,
-        LoketSettings::default(),
-        ExtractionSettings::default(),
-    );
+        .unwrap()
+}
+
+/// Runs the full syncs of `keys`, `CONCURRENT_EMPLOYERS` at a time, and prints one row.
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    source: &str,
+    extractor: &Extractor,
+    keys: &[String],
+    employees: usize,
+    employees_per_employer: usize,
+    reset_calls: impl Fn(),
+    api_calls: impl Fn() -> u64,
+) -> u64 {
     let options = SyncOptions {
         kind: Some(SyncKind::Full),
         ..SyncOptions::default()
     };
-
-    simulator.reset_call_counts();
+    reset_calls();
     let rss_before = proc_status_kb("VmRSS");
     let started = Instant::now();
     let outcomes: Vec<_> = futures::stream::iter(keys.iter())
@@ -174,12 +223,13 @@ async fn scenario_run(employees_per_employer: usize) {
         .into_iter()
         .map(|outcome| outcome.expect("sync").published.len())
         .sum();
-    let calls = simulator.api_call_count();
+    let calls = api_calls();
     let peak = proc_status_kb("VmHWM");
     let growth_per_employee_kb = peak.saturating_sub(rss_before) as f64
         / (CONCURRENT_EMPLOYERS * employees_per_employer) as f64;
     println!(
-        "{:>10} {:>10} {:>9.1} {:>12.0} {:>10} {:>10.3} {:>8} MB {:>9} MB {:>11.2} kB",
+        "{:>7} {:>10} {:>10} {:>9.1} {:>12.0} {:>10} {:>10.3} {:>8} MB {:>9} MB {:>11.2} kB",
+        source,
         employees,
         events,
         elapsed,
@@ -190,6 +240,69 @@ async fn scenario_run(employees_per_employer: usize) {
         peak / 1024,
         growth_per_employee_kb
     );
+    calls
+}
+
+async fn unit4_scenario_run(employees_per_employer: usize) {
+    const CONNECTION_ID: &str = "unit4-bench";
+    const CLIENT_SECRET: &str = "bench-secret";
+    let world = World::generate(WorldConfig::new(7, EMPLOYERS, employees_per_employer));
+    let employer_ids: Vec<_> = world.employers().iter().map(|e| e.id).collect();
+    let employees: usize = world.employers().iter().map(|e| e.employees.len()).sum();
+    let simulator = Unit4Simulator::new(world.into_shared(), Unit4SimulatorConfig::default());
+    simulator.register_client(WebApiClient {
+        client_id: "bench".to_owned(),
+        client_secret: CLIENT_SECRET.to_owned(),
+        employers: employer_ids.iter().copied().collect(),
+    });
+    let shutdown = CancellationToken::new();
+    let running = koppel_sim::unit4::spawn(simulator.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let topology: Topology = koppel_test_support::topology().await;
+    let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
+    let registry = Registry::new(topology.registry.clone());
+    registry
+        .put_connection(&Connection {
+            id: CONNECTION_ID.to_owned(),
+            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
+                token_url: running.token_url(),
+                scope: simulator.config().scope.clone(),
+                api_base_url: running.api_base_url(),
+                client_id: "bench".to_owned(),
+                client_secret: key
+                    .seal(
+                        &SecretString::from(CLIENT_SECRET.to_owned()),
+                        &client_secret_context(CONNECTION_ID),
+                    )
+                    .unwrap(),
+                paths: Unit4Paths::default(),
+            }),
+            poll_interval_seconds: 900,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await
+        .unwrap();
+    let keys = register_employers(&registry, CONNECTION_ID, &employer_ids).await;
+    let extractor = Extractor::new(
+        topology.clone(),
+        PublisherSettings::default(),
+        key,
+        bench_http_client(),
+        LoketSettings::default(),
+        ExtractionSettings::default(),
+    )
+    .with_unit4_settings(Unit4Settings::default());
+    measure(
+        "unit4",
+        &extractor,
+        &keys,
+        employees,
+        employees_per_employer,
+        || simulator.reset_call_counts(),
+        || simulator.api_call_count(),
+    )
+    .await;
     shutdown.cancel();
     let _ = running.stopped().await;
 }
