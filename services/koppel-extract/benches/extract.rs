@@ -49,7 +49,6 @@ fn main() {
             .enable_all()
             .build()
             .expect("runtime");
-        koppel_runtime::http::install_tls_provider();
         match source {
             "loket" => runtime.block_on(scenario_run(employees)),
             "unit4" => runtime.block_on(unit4_scenario_run(employees)),
@@ -188,7 +187,7 @@ async fn register_employers(
 }
 
 fn bench_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    koppel_runtime::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
         .build()

@@ -32,14 +32,24 @@ impl HttpClientSettings {
     /// and a followed redirect could carry a bearer token to another host. HTTPS uses rustls
     /// with the ring provider and the platform's trust store.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
-        install_tls_provider();
-        reqwest::Client::builder()
+        client_builder()
             .timeout(Duration::from_secs(self.timeout_seconds))
             .connect_timeout(Duration::from_secs(self.connect_timeout_seconds))
             .user_agent(&self.user_agent)
             .redirect(reqwest::redirect::Policy::none())
             .build()
     }
+}
+
+/// The only way koppel starts a `reqwest` client (clippy's `disallowed-methods` bans the
+/// others): it installs the TLS provider first, without which reqwest panics.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "this is the one sanctioned way to a reqwest builder"
+)]
+pub fn client_builder() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    reqwest::Client::builder()
 }
 
 /// Makes ring rustls's process-wide crypto provider (reqwest is built without one of its own, to

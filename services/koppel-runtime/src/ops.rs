@@ -107,7 +107,7 @@ mod tests {
         .await
         .unwrap();
         metrics::counter!("koppel_test_counter_total").increment(3);
-        let client = reqwest::Client::new();
+        let client = crate::http::client_builder().build().unwrap();
         let get = |path: &str| client.get(format!("http://{address}{path}")).send();
 
         assert_eq!(get("/healthz").await.unwrap().status(), 200);

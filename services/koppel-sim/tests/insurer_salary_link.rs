@@ -147,7 +147,7 @@ fn valid_bsn(seed: u32) -> String {
 #[tokio::test]
 async fn enrolment_is_accepted_and_a_repeat_gets_the_original_receipt_with_409() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let key = Uuid::new_v4();
     let body = enrolment(LINKED_EMPLOYER, VALID_BSN, 1);
 
@@ -218,7 +218,7 @@ async fn enrolment_is_accepted_and_a_repeat_gets_the_original_receipt_with_409()
 #[tokio::test]
 async fn unlinked_employer_is_answered_with_the_funds_0014_2_nok_and_rejudged_after_linking() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let key = Uuid::new_v4();
     let body = enrolment(UNLINKED_EMPLOYER, VALID_BSN, 1);
 
@@ -274,7 +274,7 @@ async fn unlinked_employer_is_answered_with_the_funds_0014_2_nok_and_rejudged_af
 #[tokio::test]
 async fn requests_without_the_bearer_token_get_401() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let url = format!("{}/salary-link/v1/enrolments", running.base_url());
     let body = enrolment(LINKED_EMPLOYER, VALID_BSN, 1);
 
@@ -323,7 +323,7 @@ async fn requests_without_the_bearer_token_get_401() {
 #[tokio::test]
 async fn validation_refusals_carry_machine_readable_codes() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let path = "/salary-link/v1/enrolments";
 
     let mut bad_bsn = enrolment(LINKED_EMPLOYER, "123456789", 1);
@@ -461,7 +461,7 @@ async fn validation_refusals_carry_machine_readable_codes() {
 #[tokio::test]
 async fn a_reused_idempotency_key_with_another_body_is_refused() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let key = Uuid::new_v4();
     let path = "/salary-link/v1/enrolments";
     let (status, _) = send(
@@ -490,7 +490,7 @@ async fn a_reused_idempotency_key_with_another_body_is_refused() {
 #[tokio::test]
 async fn mutation_and_termination_follow_the_employment_dates() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let (status, _) = send(
         &client,
         &running,
@@ -679,7 +679,7 @@ async fn mutation_and_termination_follow_the_employment_dates() {
 #[tokio::test]
 async fn a_lower_stream_sequence_after_a_higher_one_is_an_order_violation_but_a_duplicate_is_not() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let enrolment_key = Uuid::new_v4();
     let enrolment_body = enrolment(LINKED_EMPLOYER, VALID_BSN, 1);
     let mutations = "/salary-link/v1/employment-mutations";
@@ -760,7 +760,7 @@ async fn a_lower_stream_sequence_after_a_higher_one_is_an_order_violation_but_a_
 #[tokio::test]
 async fn injected_faults_answer_429_with_retry_after_and_503() {
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let body = enrolment(LINKED_EMPLOYER, VALID_BSN, 1);
     running.simulator.configure_faults(FaultConfig {
         too_many_requests_per_mille: 1000,
@@ -850,7 +850,7 @@ async fn twenty_thousand_requests_with_bounded_parallelism_are_all_applied_in_or
     const REQUESTS_PER_PARTICIPANT: u64 = 40;
     const LANES: u32 = 32;
     let running = start_insurer().await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let base_url = running.base_url();
 
     let mut lanes = tokio::task::JoinSet::new();

@@ -35,7 +35,7 @@ impl Harness {
         simulator.register_authorizing_user(AuthorizingUser::with_full_access(FULL_USER));
         let shutdown = CancellationToken::new();
         let running = spawn(simulator.clone(), shutdown.clone()).await.unwrap();
-        let http = reqwest::Client::builder()
+        let http = koppel_runtime::http::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();

@@ -46,7 +46,7 @@ impl Harness {
             simulator,
             running,
             shutdown,
-            http: reqwest::Client::new(),
+            http: koppel_runtime::http::client_builder().build().unwrap(),
             employer_ids,
         }
     }

@@ -107,7 +107,7 @@ async fn status_and_json(response: reqwest::Response) -> (StatusCode, Value) {
 #[tokio::test]
 async fn a_signed_message_is_accepted_once_and_its_repeat_is_a_duplicate() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let message = Outgoing::new("msg_first", payload("employment.changed", "e-1"), 1);
 
     let (status, body) = status_and_json(message.send(&client, &running).await).await;
@@ -144,7 +144,7 @@ async fn a_signed_message_is_accepted_once_and_its_repeat_is_a_duplicate() {
 #[tokio::test]
 async fn bad_signatures_are_refused_with_401() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let message = Outgoing::new("msg_sig", payload("employee.updated", "e-1"), 1);
 
     let wrong_key = message.signature(OTHER_SECRET);
@@ -208,7 +208,7 @@ async fn bad_signatures_are_refused_with_401() {
 #[tokio::test]
 async fn timestamps_more_than_five_minutes_off_either_way_are_refused() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     // Correctly signed, but with a stale or future attempt timestamp: the signature covers the
     // timestamp, so this is exactly a replay of an old capture or a sender with a wrong clock.
     let stale = Outgoing {
@@ -248,7 +248,7 @@ async fn whsec_prefix_is_optional_and_rotation_signatures_are_accepted() {
     // The receiver holds the bare base64 form of the secret; the sender uses the whsec_ form.
     let bare = SECRET.trim_start_matches("whsec_");
     let running = start_receiver(&[bare]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let message = Outgoing::new("msg_rotation", payload("employee.updated", "e-1"), 1);
     // During a rotation the sender signs with the new and the old secret side by side.
     let header = format!(
@@ -270,7 +270,7 @@ async fn whsec_prefix_is_optional_and_rotation_signatures_are_accepted() {
 #[tokio::test]
 async fn a_lower_sequence_for_the_same_employee_is_an_order_violation() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let sends = [
         ("msg_1", "e-1", 5),
         ("msg_2", "e-2", 6),
@@ -320,7 +320,7 @@ async fn a_lower_sequence_for_the_same_employee_is_an_order_violation() {
 #[tokio::test]
 async fn chosen_message_types_are_aborted_and_a_retry_after_abort_is_caught() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     // 503 is a status the sender would normally retry; only the header says it must not.
     running
         .receiver
@@ -373,7 +373,7 @@ async fn chosen_message_types_are_aborted_and_a_retry_after_abort_is_caught() {
 #[tokio::test]
 async fn injected_faults_answer_429_with_retry_after_and_503() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     running.receiver.configure_faults(FaultConfig {
         too_many_requests_per_mille: 1000,
         retry_after_seconds: 4,
@@ -413,7 +413,7 @@ async fn injected_faults_answer_429_with_retry_after_and_503() {
 #[tokio::test]
 async fn a_body_that_is_not_the_envelope_is_refused_after_verification() {
     let running = start_receiver(&[SECRET]).await;
-    let client = reqwest::Client::new();
+    let client = koppel_runtime::http::client_builder().build().unwrap();
     let not_envelope = Outgoing::new("msg_body", br#"{"hello":"world"}"#.to_vec(), 1);
     let (status, body) = status_and_json(not_envelope.send(&client, &running).await).await;
     assert_eq!(

@@ -195,8 +195,7 @@ pub(crate) fn new_extractor(
     loket: LoketSettings,
 ) -> Extractor {
     // reqwest is built without a default TLS provider; the processes install ring.
-    koppel_runtime::http::install_tls_provider();
-    let http = reqwest::Client::builder()
+    let http = koppel_runtime::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()

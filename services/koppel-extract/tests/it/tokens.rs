@@ -150,7 +150,9 @@ async fn a_rotated_token_lost_before_it_was_stored_asks_for_reauthorisation() {
         .open(&stored.value.sealed, &refresh_token_context(CONNECTION_ID))
         .unwrap();
     let config = harness.simulator.config().clone();
-    let response = reqwest::Client::new()
+    let response = koppel_runtime::http::client_builder()
+        .build()
+        .unwrap()
         .post(format!("{}/token", harness.running.oauth_base_url()))
         .form(&[
             ("grant_type", "refresh_token"),

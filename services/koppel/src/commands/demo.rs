@@ -39,7 +39,7 @@ const LOKET_CONNECTION: &str = "loket-demo";
 const UNIT4_CONNECTION: &str = "unit4-demo";
 
 #[derive(Debug, Default, Serialize)]
-struct RecipientFigures {
+pub struct RecipientFigures {
     delivered: u64,
     duplicates_absorbed: u64,
     dead_lettered: u64,
@@ -48,44 +48,60 @@ struct RecipientFigures {
 }
 
 #[derive(Debug, Serialize)]
-struct EmployerFigures {
-    source: String,
-    employer_key: String,
-    name: String,
-    events: BTreeMap<String, u64>,
+pub struct EmployerFigures {
+    pub source: String,
+    pub employer_key: String,
+    pub name: String,
+    pub events: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize)]
-struct DemoSummary {
-    employers: usize,
-    simulated_days: u32,
-    events_published: u64,
-    publish_duplicates_absorbed: u64,
-    record_errors: u64,
-    per_employer: Vec<EmployerFigures>,
-    delivered: BTreeMap<String, u64>,
-    duplicates_absorbed: BTreeMap<String, u64>,
-    dead_lettered: BTreeMap<String, u64>,
-    order_violations: BTreeMap<String, u64>,
+pub struct DemoSummary {
+    pub employers: usize,
+    pub simulated_days: u32,
+    pub events_published: u64,
+    pub publish_duplicates_absorbed: u64,
+    pub record_errors: u64,
+    pub per_employer: Vec<EmployerFigures>,
+    pub delivered: BTreeMap<String, u64>,
+    pub duplicates_absorbed: BTreeMap<String, u64>,
+    pub dead_lettered: BTreeMap<String, u64>,
+    pub order_violations: BTreeMap<String, u64>,
     /// Ground-truth changes koppel never published.
-    lost_in_extraction: u64,
+    pub lost_in_extraction: u64,
     /// Published events a recipient neither applied nor dead-lettered.
-    lost_in_delivery: BTreeMap<String, u64>,
-    lost: u64,
+    pub lost_in_delivery: BTreeMap<String, u64>,
+    pub lost: u64,
     /// Published events that differ from the ground truth without losing anything (for
     /// example changed fields the log names but the event does not).
-    ground_truth_mismatches: u64,
-    faults_injected: BTreeMap<String, u64>,
-    elapsed_milliseconds: u64,
+    pub ground_truth_mismatches: u64,
+    pub faults_injected: BTreeMap<String, u64>,
+    pub elapsed_milliseconds: u64,
 }
 
-/// Runs the demo.
+/// Runs the demo and prints its summary; fails when anything was lost.
 pub async fn run(arguments: DemoArgs, output: Output) -> anyhow::Result<()> {
+    let nats_url = std::env::var("NATS_URL").ok().filter(|url| !url.is_empty());
+    let summary = run_demo(&arguments, nats_url, output).await?;
+    print_summary(&summary, output);
+    if summary.lost > 0 {
+        bail!("{} events were lost", summary.lost);
+    }
+    Ok(())
+}
+
+/// Runs the demo against `nats_url`, or a local nats-server when `None`, and returns its
+/// summary. Tests call this in process.
+pub async fn run_demo(
+    arguments: &DemoArgs,
+    nats_url: Option<String>,
+    output: Output,
+) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let shutdown = CancellationToken::new();
     // NATS: $NATS_URL, or a local nats-server with JetStream in a temp dir.
     let mut local_nats = None;
-    let nats_url = match std::env::var("NATS_URL").ok().filter(|url| !url.is_empty()) {
+    let nats_url = match nats_url {
         Some(url) => url,
         None => {
             let Some(binary) = super::local_nats::find_nats_server() else {
@@ -131,11 +147,7 @@ pub async fn run(arguments: DemoArgs, output: Output) -> anyhow::Result<()> {
     drop(local_nats);
     let mut summary = result?;
     summary.elapsed_milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    print_summary(&summary, output);
-    if summary.lost > 0 {
-        bail!("{} events were lost", summary.lost);
-    }
-    Ok(())
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]

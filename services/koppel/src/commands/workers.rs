@@ -72,3 +72,29 @@ pub async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> 
         .await
         .context("the deliverer stopped")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use koppel_runtime::config::load_config_from;
+
+    fn example(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/config")
+            .join(name)
+    }
+
+    #[test]
+    fn the_example_configs_load_into_the_real_config_types() {
+        let extractor: koppel_extract::ExtractorConfig =
+            load_config_from(Some(&example("extractor.toml")), Vec::new()).unwrap();
+        assert_eq!(extractor.topology.replicas, 3);
+        let deliverer: koppel_deliver::DelivererConfig =
+            load_config_from(Some(&example("deliverer.toml")), Vec::new()).unwrap();
+        assert_eq!(deliverer.retry.max_attempts, 300);
+        let command: crate::context::CliConfig =
+            load_config_from(Some(&example("koppel.toml")), Vec::new()).unwrap();
+        assert_eq!(command.telemetry.log_filter, "warn");
+    }
+}
