@@ -5,7 +5,8 @@
 //! by the backlog.
 //!
 //! `cargo bench -p koppel-deliver` (needs Docker and the local NATS image, or
-//! `KOPPEL_NATS_URL`). Prints figures; asserts nothing.
+//! `KOPPEL_NATS_URL`). `KOPPEL_BENCH_EVENTS` changes the large backlog (default 100000).
+//! Prints figures; asserts nothing.
 //!
 //! The endpoint is a bench-local axum handler that only counts, not koppel-sim's webhook
 //! receiver: the receiver keeps a journal of every body, whose memory would hide the
@@ -127,7 +128,10 @@ async fn register(topology: &Topology, key: &SecretKey, url: &str) {
                 api_base_url: "http://127.0.0.1:1/v2".to_owned(),
                 client_id: "koppel".to_owned(),
                 client_secret: key
-                    .seal(&SecretString::from("x"), "connection/loket-acme/client_secret")
+                    .seal(
+                        &SecretString::from("x"),
+                        "connection/loket-acme/client_secret",
+                    )
                     .unwrap(),
                 redirect_uri: "http://localhost/callback".to_owned(),
             }),
@@ -223,16 +227,24 @@ async fn run() {
     publish(&small, 10_000).await;
     let small_rate = koppel_delivery(&small, 10_000).await;
     let rss_small = peak_rss_kib();
-    println!("koppel deliverer, 10,000-event backlog:  {small_rate:>9.0} events/s; peak RSS {rss_small} KiB");
+    println!(
+        "koppel deliverer, 10,000-event backlog:  {small_rate:>9.0} events/s; peak RSS {rss_small} KiB"
+    );
 
+    let count: u64 = std::env::var("KOPPEL_BENCH_EVENTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(100_000);
     let large = fresh_topology().await;
-    publish(&large, 100_000).await;
-    let large_rate = koppel_delivery(&large, 100_000).await;
+    publish(&large, count).await;
+    let large_rate = koppel_delivery(&large, count).await;
     let rss_large = peak_rss_kib();
-    println!("koppel deliverer, 100,000-event backlog: {large_rate:>9.0} events/s; peak RSS {rss_large} KiB");
+    println!(
+        "koppel deliverer, {count}-event backlog: {large_rate:>9.0} events/s; peak RSS {rss_large} KiB"
+    );
 
-    let raw_rate = raw_pull_and_ack(&large, 100_000).await;
-    println!("raw async-nats pull-and-ack, same 100,000 messages: {raw_rate:>9.0} messages/s");
+    let raw_rate = raw_pull_and_ack(&large, count).await;
+    println!("raw async-nats pull-and-ack, same {count} messages: {raw_rate:>9.0} messages/s");
     println!(
         "ratio koppel / raw: {:.2} (target >= 0.5); peak RSS growth 10k -> 100k backlog: {} KiB",
         large_rate / raw_rate,

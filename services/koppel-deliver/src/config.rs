@@ -77,7 +77,10 @@ impl RetrySettings {
     }
 
     pub fn max_backoff(&self) -> Duration {
-        Duration::from_millis(self.max_backoff_millis.max(self.initial_backoff_millis.max(1)))
+        Duration::from_millis(
+            self.max_backoff_millis
+                .max(self.initial_backoff_millis.max(1)),
+        )
     }
 
     pub fn max_age(&self) -> Option<Duration> {
@@ -167,8 +170,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused_and_defaults_fill_the_rest() {
         let config: DelivererConfig =
-            serde_json::from_str(r#"{"namespace": "t1", "retry": {"max_attempts": 3}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"namespace": "t1", "retry": {"max_attempts": 3}}"#).unwrap();
         assert_eq!(config.retry.max_attempts, 3);
         assert_eq!(config.consumer, ConsumerSettings::default());
         assert!(serde_json::from_str::<DelivererConfig>(r#"{"retries": {}}"#).is_err());

@@ -223,7 +223,8 @@ pub async fn parked_lanes(
     names: &Names,
     recipient: &str,
 ) -> Result<HashMap<LaneKey, String>, DeadLetterError> {
-    let letters = read_dead_letters(jetstream, names, names.dlq_filter(recipient, None)?, true).await?;
+    let letters =
+        read_dead_letters(jetstream, names, names.dlq_filter(recipient, None)?, true).await?;
     let mut lanes = HashMap::new();
     for letter in letters {
         let head = letter.event_id().unwrap_or_default().to_owned();

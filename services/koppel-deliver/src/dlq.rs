@@ -48,7 +48,10 @@ pub enum DlqError {
     #[error("recipient {0} is not registered")]
     UnknownRecipient(String),
     #[error("dead letter {dlq_sequence} does not exist or is not recipient {recipient}'s")]
-    NotFound { recipient: String, dlq_sequence: u64 },
+    NotFound {
+        recipient: String,
+        dlq_sequence: u64,
+    },
     #[error("the dead-letter stream refused the change: {0}")]
     Stream(String),
 }
@@ -275,13 +278,20 @@ pub async fn retry(
         .recipients
         .get(&selection.recipient)
         .ok_or_else(|| DlqError::UnknownRecipient(selection.recipient.clone()))?;
-    let client =
-        RecipientClient::from_registry(recipient, &snapshot, &settings.secret_key, settings.http.clone())?;
+    let client = RecipientClient::from_registry(
+        recipient,
+        &snapshot,
+        &settings.secret_key,
+        settings.http.clone(),
+    )?;
     let subscribed = snapshot.employers_of_recipient(&selection.recipient);
     let schemas = koppel_nats::schemas::load_writer_schemas(&topology.schemas)
         .await
         .unwrap_or_default();
-    let lanes = lanes_of(selected_letters(topology, selection, false).await?, selection)?;
+    let lanes = lanes_of(
+        selected_letters(topology, selection, false).await?,
+        selection,
+    )?;
     let stream = dlq_stream(topology).await?;
     // Never cancelled: a re-drive is short and interactive; the CLI's Ctrl-C ends the process,
     // and a dead letter delivered but not yet removed is absorbed by the idempotency key.
@@ -312,9 +322,9 @@ pub async fn retry(
                 }
             };
             let Some(stream_sequence) = original_sequence(letter) else {
-                report
-                    .failed
-                    .push(failure("the dead letter lacks its original sequence".to_owned()));
+                report.failed.push(failure(
+                    "the dead letter lacks its original sequence".to_owned(),
+                ));
                 break;
             };
             let request = DeliveryRequest {
@@ -388,7 +398,12 @@ fn lanes_of(
         lanes.entry(lane).or_default().push(letter);
     }
     for letters in lanes.values_mut() {
-        letters.sort_by_key(|letter| (original_sequence(letter).unwrap_or(u64::MAX), letter.dlq_sequence));
+        letters.sort_by_key(|letter| {
+            (
+                original_sequence(letter).unwrap_or(u64::MAX),
+                letter.dlq_sequence,
+            )
+        });
     }
     Ok(lanes)
 }

@@ -18,7 +18,10 @@ pub enum AttemptOutcome {
         retry_after: Option<Duration>,
     },
     /// Trying again cannot help: the event goes to the dead-letter stream.
-    Permanent { class: PermanentClass, reason: String },
+    Permanent {
+        class: PermanentClass,
+        reason: String,
+    },
 }
 
 /// Why an attempt failed for good.
@@ -86,8 +89,13 @@ impl DeadLetterClass {
 /// How the retry loop ended for one message; the engine turns it into an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    Delivered { duplicate: bool, attempts: u32 },
-    Filtered { reason: &'static str },
+    Delivered {
+        duplicate: bool,
+        attempts: u32,
+    },
+    Filtered {
+        reason: &'static str,
+    },
     /// Dead-letter it with this class and reason, then ack.
     DeadLetter {
         class: DeadLetterClass,

@@ -183,9 +183,7 @@ mod tests {
         }
 
         fn next(&self) -> AttemptOutcome {
-            self.attempt_times
-                .borrow_mut()
-                .push(self.started.elapsed());
+            self.attempt_times.borrow_mut().push(self.started.elapsed());
             self.outcomes
                 .borrow_mut()
                 .pop_front()

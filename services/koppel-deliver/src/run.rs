@@ -63,7 +63,12 @@ pub async fn run(config: DelivererConfig, shutdown: CancellationToken) -> Result
     loop {
         // Start a worker for every recipient without one. Workers stop themselves when their
         // recipient leaves the registry, and handle subscription changes in place.
-        let recipients: Vec<String> = snapshots.borrow_and_update().recipients.keys().cloned().collect();
+        let recipients: Vec<String> = snapshots
+            .borrow_and_update()
+            .recipients
+            .keys()
+            .cloned()
+            .collect();
         for name in recipients {
             if workers.contains_key(&name) {
                 continue;
@@ -103,6 +108,10 @@ pub async fn run(config: DelivererConfig, shutdown: CancellationToken) -> Result
         token.cancel();
     }
     while tasks.join_next().await.is_some() {}
+    // Acks are fire-and-forget publishes; send what is still buffered before leaving.
+    if let Err(error) = context.client.flush().await {
+        tracing::warn!(%error, "Could not flush the last acks; those messages will be redelivered.");
+    }
     tracing::info!("Deliverer stopped.");
     Ok(())
 }

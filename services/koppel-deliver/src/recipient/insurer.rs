@@ -201,10 +201,7 @@ impl PensionInsurerClient {
                 let message = error.as_ref().map_or("", |error| error.message.as_str());
                 AttemptOutcome::Permanent {
                     class: PermanentClass::Refused,
-                    reason: one_line(
-                        &format!("HTTP {} {code}: {message}", status.as_u16()),
-                        400,
-                    ),
+                    reason: one_line(&format!("HTTP {} {code}: {message}", status.as_u16()), 400),
                 }
             }
         }
@@ -227,7 +224,10 @@ pub fn plan(event: &Event, employer: Option<&InsurerEmployer>) -> Plan {
         Event::EmploymentChanged(inner) => (EmploymentKind::Changed, inner),
         Event::EmploymentEnded(inner) => (EmploymentKind::Ended, inner),
         Event::EmployeeUpdated(inner) => {
-            if !touches(&inner.header.changed_fields, &PENSION_RELEVANT_EMPLOYEE_FIELDS) {
+            if !touches(
+                &inner.header.changed_fields,
+                &PENSION_RELEVANT_EMPLOYEE_FIELDS,
+            ) {
                 return Plan::Nothing("no pension-relevant personal change");
             }
             let Some(employer) = employer else {
@@ -313,10 +313,11 @@ impl Participant {
             .employment
             .income_relationship_number
             .ok_or("the employment has no income relationship number (NumIV)")?;
-        let income_relationship_number = u32::try_from(number)
-            .ok()
-            .filter(|number| *number >= 1)
-            .ok_or_else(|| format!("income relationship number {number} is not 1 or more"))?;
+        let income_relationship_number =
+            u32::try_from(number)
+                .ok()
+                .filter(|number| *number >= 1)
+                .ok_or_else(|| format!("income relationship number {number} is not 1 or more"))?;
         let personnel_number = event
             .employee
             .employee_number
@@ -502,7 +503,10 @@ fn mutation(
     )
 }
 
-fn termination(participant: Participant, event: &EmploymentEvent) -> Result<PlannedRequest, String> {
+fn termination(
+    participant: Participant,
+    event: &EmploymentEvent,
+) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
         payroll_tax_number: String,
@@ -675,13 +679,17 @@ mod tests {
         ));
         inner.employment.end_date = NaiveDate::from_ymd_opt(2026, 6, 30);
         inner.employment.end_reason = Some("resignation".to_owned());
-        let planned = sent(plan(&Event::EmploymentEnded(inner.clone()), Some(&employer())));
+        let planned = sent(plan(
+            &Event::EmploymentEnded(inner.clone()),
+            Some(&employer()),
+        ));
         assert_eq!(planned.path, TERMINATIONS_PATH);
         assert_eq!(planned.body["end_date"], "2026-06-30");
         assert_eq!(planned.body["end_reason"], "resignation");
 
         inner.employee.bsn = None;
-        let Plan::Unmappable(reason) = plan(&Event::EmploymentEnded(inner.clone()), Some(&employer()))
+        let Plan::Unmappable(reason) =
+            plan(&Event::EmploymentEnded(inner.clone()), Some(&employer()))
         else {
             panic!("a missing BSN is unmappable");
         };

@@ -11,9 +11,11 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_when_the_deliverer_is_killed_and_restarted() {
     let topology = topology().await;
-    let receiver =
-        WebhookReceiver::new(WebhookReceiverConfig::new(vec![WEBHOOK_SECRET.to_owned()], 5))
-            .unwrap();
+    let receiver = WebhookReceiver::new(WebhookReceiverConfig::new(
+        vec![WEBHOOK_SECRET.to_owned()],
+        5,
+    ))
+    .unwrap();
     let running = webhook_receiver::spawn(receiver).await.unwrap();
     let (key, encoded) = secret_key();
     register(
@@ -34,12 +36,17 @@ async fn nothing_is_lost_when_the_deliverer_is_killed_and_restarted() {
     .await;
     first.kill().await;
     let at_kill = running.receiver.summary().accepted;
-    assert!(at_kill < 3_000, "killed too late to mean anything ({at_kill})");
+    assert!(
+        at_kill < 3_000,
+        "killed too late to mean anything ({at_kill})"
+    );
 
     let second = RunningDeliverer::start(config(&topology, &encoded));
-    eventually("all 3,000 events delivered", Duration::from_secs(120), || {
-        books.summary().accepted == 3_000
-    })
+    eventually(
+        "all 3,000 events delivered",
+        Duration::from_secs(120),
+        || books.summary().accepted == 3_000,
+    )
     .await;
     second.stop().await;
     let summary = running.receiver.summary();

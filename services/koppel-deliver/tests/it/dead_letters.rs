@@ -32,7 +32,10 @@ async fn refusals_are_dead_lettered_with_their_code_and_park_their_lane() {
             &key,
             "insurer",
             &insurer.base_url(),
-            &[("employer-a", "111111111L01"), ("employer-b", "222222222L01")],
+            &[
+                ("employer-a", "111111111L01"),
+                ("employer-b", "222222222L01"),
+            ],
         )],
         &[("employer-a", &["insurer"]), ("employer-b", &["insurer"])],
     )
@@ -48,9 +51,11 @@ async fn refusals_are_dead_lettered_with_their_code_and_park_their_lane() {
     })
     .await;
     let selection = DlqSelection::recipient("insurer").employer("employer-b");
-    eventually_async("B's 12 events dead-lettered", Duration::from_secs(60), || async {
-        dlq::list(&topology, &selection).await.unwrap().len() == 12
-    })
+    eventually_async(
+        "B's 12 events dead-lettered",
+        Duration::from_secs(60),
+        || async { dlq::list(&topology, &selection).await.unwrap().len() == 12 },
+    )
     .await;
     deliverer.stop().await;
 
@@ -63,7 +68,10 @@ async fn refusals_are_dead_lettered_with_their_code_and_park_their_lane() {
         assert_eq!(lane.len(), 4);
         let head = lane[0];
         assert_eq!(head.error_class.as_deref(), Some("refused"));
-        assert!(head.error.as_deref().unwrap().contains("0014.2"), "{head:?}");
+        assert!(
+            head.error.as_deref().unwrap().contains("0014.2"),
+            "{head:?}"
+        );
         assert_eq!(head.event_type.as_deref(), Some("EmploymentStarted"));
         for parked in &lane[1..] {
             assert_eq!(parked.error_class.as_deref(), Some("parked"));
@@ -76,13 +84,20 @@ async fn refusals_are_dead_lettered_with_their_code_and_park_their_lane() {
     }
     // Only the heads reached the insurer: parked events were never attempted.
     let summary = insurer.simulator.summary();
-    assert_eq!(summary.rejected_by_code.get("0014.2"), Some(&3), "{summary:?}");
+    assert_eq!(
+        summary.rejected_by_code.get("0014.2"),
+        Some(&3),
+        "{summary:?}"
+    );
     assert_eq!(summary.order_violations, 0);
     assert!(
-        dlq::list(&topology, &DlqSelection::recipient("insurer").employer("employer-a"))
-            .await
-            .unwrap()
-            .is_empty()
+        dlq::list(
+            &topology,
+            &DlqSelection::recipient("insurer").employer("employer-a")
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
     insurer.stop().await.unwrap();
 }
@@ -92,9 +107,11 @@ async fn a_webhook_abort_instruction_is_permanent_even_on_a_503() {
     use koppel_sim::webhook_receiver::{self, WebhookReceiver, WebhookReceiverConfig};
 
     let topology = topology().await;
-    let receiver =
-        WebhookReceiver::new(WebhookReceiverConfig::new(vec![WEBHOOK_SECRET.to_owned()], 4))
-            .unwrap();
+    let receiver = WebhookReceiver::new(WebhookReceiverConfig::new(
+        vec![WEBHOOK_SECRET.to_owned()],
+        4,
+    ))
+    .unwrap();
     receiver.abort_message_types(
         ["employment.started"],
         axum::http::StatusCode::SERVICE_UNAVAILABLE,

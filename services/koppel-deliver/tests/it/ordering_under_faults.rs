@@ -56,9 +56,11 @@ async fn every_event_arrives_once_and_in_order_despite_thirty_percent_failures()
     let started = Instant::now();
     let deliverer = RunningDeliverer::start(config(&topology, &encoded));
     let books = insurer.simulator.clone();
-    eventually("all 20,000 events applied", Duration::from_secs(300), || {
-        books.summary().applied >= 20_000
-    })
+    eventually(
+        "all 20,000 events applied",
+        Duration::from_secs(300),
+        || books.summary().applied >= 20_000,
+    )
     .await;
     let elapsed = started.elapsed();
     deliverer.stop().await;

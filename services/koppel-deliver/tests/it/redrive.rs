@@ -87,14 +87,19 @@ async fn retry_redelivers_in_order_and_releases_the_lanes() {
     applied_ids.sort();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
-    assert_eq!(applied_ids, expected_sorted, "same idempotency keys as the originals");
+    assert_eq!(
+        applied_ids, expected_sorted,
+        "same idempotency keys as the originals"
+    );
 
     // The running deliverer hears of the release: new events of those employees flow again.
     publish(&topology, &interleaved("employer-b", 0..3, 4..7)).await;
     let books = insurer.simulator.clone();
-    eventually("new events after the re-drive applied", Duration::from_secs(30), || {
-        books.summary().applied == 21
-    })
+    eventually(
+        "new events after the re-drive applied",
+        Duration::from_secs(30),
+        || books.summary().applied == 21,
+    )
     .await;
     deliverer.stop().await;
     let summary = insurer.simulator.summary();
@@ -134,9 +139,13 @@ async fn purge_skips_dead_letters_and_is_scoped_to_the_recipient() {
         .unwrap();
     assert_eq!(other.removed, 0);
     let head = dlq::list(&topology, &selection).await.unwrap()[0].dlq_sequence;
-    let report = dlq::purge(&topology, &selection.clone().dead_letter(head), "skip the head")
-        .await
-        .unwrap();
+    let report = dlq::purge(
+        &topology,
+        &selection.clone().dead_letter(head),
+        "skip the head",
+    )
+    .await
+    .unwrap();
     assert_eq!(report.removed, 1);
     assert_eq!(dlq::list(&topology, &selection).await.unwrap().len(), 3);
     let report = dlq::purge(&topology, &selection, "done").await.unwrap();

@@ -111,7 +111,11 @@ fn set_person(
 
 /// Events of `employees` employees with `per_employee` events each, interleaved round-robin so
 /// every lane has work throughout the stream.
-pub(crate) fn interleaved(employer_key: &str, employees: std::ops::Range<u64>, revisions: std::ops::Range<i64>) -> Vec<Event> {
+pub(crate) fn interleaved(
+    employer_key: &str,
+    employees: std::ops::Range<u64>,
+    revisions: std::ops::Range<i64>,
+) -> Vec<Event> {
     let mut events = Vec::new();
     for revision in revisions {
         for employee in employees.clone() {
@@ -132,7 +136,12 @@ pub(crate) async fn publish(topology: &Topology, events: &[Event]) {
     }
 }
 
-pub(crate) fn insurer_recipient(key: &SecretKey, name: &str, base_url: &str, links: &[(&str, &str)]) -> Recipient {
+pub(crate) fn insurer_recipient(
+    key: &SecretKey,
+    name: &str,
+    base_url: &str,
+    links: &[(&str, &str)],
+) -> Recipient {
     Recipient {
         name: name.to_owned(),
         settings: RecipientSettings::PensionInsurer {
@@ -193,7 +202,10 @@ pub(crate) async fn register(
                 api_base_url: "http://127.0.0.1:1/v2".to_owned(),
                 client_id: "koppel".to_owned(),
                 client_secret: key
-                    .seal(&SecretString::from("unused"), "connection/loket-test/client_secret")
+                    .seal(
+                        &SecretString::from("unused"),
+                        "connection/loket-test/client_secret",
+                    )
                     .unwrap(),
                 redirect_uri: "http://localhost/callback".to_owned(),
             }),

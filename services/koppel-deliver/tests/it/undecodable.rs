@@ -18,7 +18,10 @@ async fn publish_raw(topology: &koppel_nats::Topology, employee: &str, payload: 
         .event_subject(SourceSystem::Loket, "acme", EntityType::Employment)
         .unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert(header::MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
+    headers.insert(
+        header::MESSAGE_ID,
+        uuid::Uuid::new_v4().to_string().as_str(),
+    );
     headers.insert(header::EMPLOYEE_ID, employee);
     topology
         .jetstream
@@ -32,9 +35,11 @@ async fn publish_raw(topology: &koppel_nats::Topology, employee: &str, payload: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_payloads_are_dead_lettered_without_blocking_the_consumer() {
     let topology = topology().await;
-    let receiver =
-        WebhookReceiver::new(WebhookReceiverConfig::new(vec![WEBHOOK_SECRET.to_owned()], 6))
-            .unwrap();
+    let receiver = WebhookReceiver::new(WebhookReceiverConfig::new(
+        vec![WEBHOOK_SECRET.to_owned()],
+        6,
+    ))
+    .unwrap();
     let running = webhook_receiver::spawn(receiver).await.unwrap();
     let (key, encoded) = secret_key();
     register(
@@ -75,7 +80,10 @@ async fn unreadable_payloads_are_dead_lettered_without_blocking_the_consumer() {
             )
         })
         .collect();
-    for (employee, head_class) in [("emp-00003", "undecodable"), ("emp-00005", "unknown_schema")] {
+    for (employee, head_class) in [
+        ("emp-00003", "undecodable"),
+        ("emp-00005", "unknown_schema"),
+    ] {
         let lane: Vec<_> = classes.iter().filter(|(id, _)| id == employee).collect();
         assert_eq!(lane.len(), 3, "{classes:?}");
         assert_eq!(lane[0].1, head_class);
