@@ -491,10 +491,22 @@ async fn run_pipeline(
     };
     let insurer_dead = dead_letters(INSURER).await?;
     let webhook_dead = dead_letters(WEBHOOK).await?;
+    // What reached the insurer and got a final answer: applied, or a personal-data change for
+    // someone who is no participant there (koppel's deliverer settles that as filtered).
     let insurer_applied: BTreeSet<String> = suite
         .insurer
-        .applied_requests()
+        .received_requests()
         .iter()
+        .filter(|request| {
+            matches!(
+                request.outcome,
+                koppel_sim::insurer::RequestOutcome::Applied { .. }
+            ) || (request.kind == koppel_sim::insurer::RequestKind::PersonalDataChange
+                && request.outcome
+                    == koppel_sim::insurer::RequestOutcome::Rejected {
+                        code: koppel_sim::insurer::RejectionCode::UnknownParticipant,
+                    })
+        })
         .map(|request| request.idempotency_key.to_string())
         .collect();
     let webhook_accepted: BTreeSet<String> = suite
@@ -523,7 +535,12 @@ async fn run_pipeline(
                     .received_requests()
                     .iter()
                     .filter(|request| request.idempotency_key.to_string() == *event_id)
-                    .map(|request| format!("{:?}", request.outcome))
+                    .map(|request| {
+                        format!(
+                            "{:?} {:?} numiv {:?}",
+                            request.kind, request.outcome, request.income_relationship_number
+                        )
+                    })
                     .collect()
             } else {
                 Vec::new()
