@@ -58,6 +58,9 @@ pub enum Command {
     /// Employers: link an employer of a connection to recipients.
     #[command(subcommand)]
     Employer(EmployerCommand),
+    /// Dead letters: list, show, retry (re-drive with the original idempotency keys), purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Prints decoded events as JSON lines, following the stream.
     Tail(TailArgs),
     /// Writes events to an Avro object container file or JSON lines.
@@ -325,6 +328,46 @@ pub struct ExportArgs {
     /// The file to write.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqTarget {
+    /// The recipient whose dead letters to act on.
+    #[arg(long)]
+    pub recipient: String,
+    /// Only this employer.
+    #[arg(long)]
+    pub employer: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Lists dead letters (no payloads, no personal data).
+    List(DlqTarget),
+    /// Shows one dead letter with its event decoded (BSNs masked unless --show-pii).
+    Show {
+        #[arg(long)]
+        recipient: String,
+        /// The dead letter's sequence in KOPPEL_DLQ (from `dlq list`).
+        sequence: u64,
+        #[arg(long)]
+        show_pii: bool,
+    },
+    /// Re-drives dead letters in order, per employee, with their original idempotency keys.
+    /// With a sequence, re-drives that dead letter's whole lane.
+    Retry {
+        #[command(flatten)]
+        target: DlqTarget,
+        sequence: Option<u64>,
+    },
+    /// Removes dead letters without delivering them, with a reason for the audit log.
+    Purge {
+        #[command(flatten)]
+        target: DlqTarget,
+        sequence: Option<u64>,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

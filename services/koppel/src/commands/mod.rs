@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod demo;
+pub mod dlq;
 pub mod export;
 pub mod local_nats;
 pub mod registry;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schema(command) => schema::run(command, output),
         Command::Sim(arguments) => sim::run(arguments, output).await,
+        Command::Dlq(command) => dlq::run(command, &config, output).await,
         Command::Demo(arguments) => demo::run(arguments, output).await,
         Command::Recipient(command) => {
             registry::recipient(command, &Context::connect(&config).await?, output).await

@@ -4,20 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dlq;
+
 use std::process::{Command, Output};
 
 use koppel_events::sample;
 use koppel_nats::{PreparedEvent, Publisher, PublisherSettings, Topology, TopologySettings};
 use koppel_test_support::{connect, nats_server, unique_names};
 
-struct Installation {
-    namespace: String,
-    secret_key: String,
-    topology: Topology,
+pub(crate) struct Installation {
+    pub(crate) namespace: String,
+    pub(crate) secret_key: String,
+    pub(crate) topology: Topology,
 }
 
 impl Installation {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let names = unique_names();
         let namespace = names.namespace().unwrap().to_owned();
         let topology = Topology::ensure(
@@ -34,7 +36,7 @@ impl Installation {
         }
     }
 
-    fn koppel(&self, arguments: &[&str]) -> Output {
+    pub(crate) fn koppel(&self, arguments: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_koppel"))
             .args(arguments)
             .env("KOPPEL_NATS_URL", &nats_server().url)
@@ -67,21 +69,11 @@ impl Installation {
     }
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[tokio::test]
-async fn onboarding_records_round_trip_and_secrets_never_print() {
-    let installation = Installation::new().await;
-    // A connection record is needed first; register one directly (connection add lands with
-    // the extractor).
-    let registry = koppel_registry::Registry::new(installation.topology.registry.clone());
-    let key = koppel_registry::SecretKey::from_base64(&installation.secret_key).unwrap();
+/// Registers the connection `loket-acme` (employer records must name an existing one).
+pub(crate) async fn register_connection(
+    registry: &koppel_registry::Registry,
+    key: &koppel_registry::SecretKey,
+) {
     registry
         .put_connection(&koppel_registry::Connection {
             id: "loket-acme".to_owned(),
@@ -104,6 +96,23 @@ async fn onboarding_records_round_trip_and_secrets_never_print() {
         })
         .await
         .unwrap();
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn onboarding_records_round_trip_and_secrets_never_print() {
+    let installation = Installation::new().await;
+    // A connection record is needed first; register one directly.
+    let registry = koppel_registry::Registry::new(installation.topology.registry.clone());
+    let key = koppel_registry::SecretKey::from_base64(&installation.secret_key).unwrap();
+    register_connection(&registry, &key).await;
 
     let added = installation.koppel(&[
         "recipient",
