@@ -133,7 +133,7 @@ pub async fn run_demo(
     let key = SecretKey::from_file(&key_file)?;
 
     let result = run_pipeline(
-        &arguments,
+        arguments,
         &nats_url,
         &namespace,
         &key_file,
