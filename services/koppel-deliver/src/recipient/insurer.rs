@@ -242,10 +242,19 @@ pub fn plan(event: &Event, employer: Option<&InsurerEmployer>) -> Plan {
     };
     let employment = &employment_event.employment;
     // Employments outside a pension scheme are not participants (UPA sends scheme data only
-    // for participants): their start, changes and end are none of the insurer's business.
-    let Some(source_scheme) = employment.pension_scheme.as_deref() else {
+    // for participants): their start, changes and end are none of the insurer's business. An
+    // employer linked with a single scheme puts every employment in it, whatever the source
+    // says (Loket, for one, does not report the scheme per employment).
+    let link_scheme = employer.and_then(|employer| employer.scheme_id.as_deref());
+    let Some(source_scheme) = employment.pension_scheme.as_deref().or(link_scheme) else {
         return Plan::Nothing("employment has no pension scheme");
     };
+    // An employment first seen with its end date already set ended before koppel knew it: no
+    // participation to start at the insurer (enrolling it would leave an active participant
+    // the termination never reaches, and block a later enrolment of the same person).
+    if kind == EmploymentKind::Started && employment.end_date.is_some() {
+        return Plan::Nothing("the employment had already ended when it was first seen");
+    }
     if kind == EmploymentKind::Changed
         && !touches(
             &employment_event.header.changed_fields,
@@ -616,6 +625,32 @@ mod tests {
         assert_eq!(body["personal_data"]["gender"], "female");
         assert_eq!(body["personal_data"]["address"]["postal_code"], "1015 CJ");
         assert_eq!(body["personal_data"].as_object().unwrap().len(), 11);
+    }
+
+    #[test]
+    fn an_employer_link_scheme_covers_employments_the_source_gives_none() {
+        let mut inner = employment_event(sample::employment_changed(1));
+        inner.employment.pension_scheme = None;
+        assert!(matches!(
+            plan(&Event::EmploymentStarted(inner.clone()), Some(&employer())),
+            Plan::Nothing(_)
+        ));
+        let linked = InsurerEmployer {
+            scheme_id: Some("PR-1001".to_owned()),
+            ..employer()
+        };
+        let planned = sent(plan(&Event::EmploymentStarted(inner), Some(&linked)));
+        assert_eq!(planned.body["scheme_id"], "PR-1001");
+    }
+
+    #[test]
+    fn an_employment_already_ended_when_first_seen_is_not_enrolled() {
+        let mut inner = employment_event(sample::employment_changed(1));
+        inner.employment.end_date = chrono::NaiveDate::from_ymd_opt(2019, 12, 31);
+        assert!(matches!(
+            plan(&Event::EmploymentStarted(inner), Some(&employer())),
+            Plan::Nothing(_)
+        ));
     }
 
     #[test]

@@ -277,6 +277,7 @@ async fn run_pipeline(
     .await?;
     let mut employer_keys: Vec<(String, String)> = Vec::new(); // (employer key, connection)
     let mut employer_names: HashMap<String, String> = HashMap::new();
+    let mut insurer_links = BTreeMap::new();
     for connection in [LOKET_CONNECTION, UNIT4_CONNECTION] {
         for discovered in extractor
             .discover_employers(connection)
@@ -306,10 +307,29 @@ async fn run_pipeline(
                     enabled: true,
                 })
                 .await?;
+            // Loket reports no pension scheme per employment: the insurer link names the
+            // employer's one scheme, as an employer with a single contract has.
+            if connection == LOKET_CONNECTION
+                && let Some(payroll_tax_number) = discovered.payroll_tax_number.clone()
+            {
+                insurer_links.insert(
+                    employer_key.clone(),
+                    koppel_registry::model::InsurerEmployerLink {
+                        payroll_tax_number,
+                        contract_number: None,
+                        scheme_id: Some("PGB-2026".to_owned()),
+                    },
+                );
+            }
             employer_names.insert(employer_key.clone(), name);
             employer_keys.push((employer_key, connection.to_owned()));
         }
     }
+    let mut insurer = registry.recipient(INSURER).await?;
+    if let RecipientSettings::PensionInsurer { employer_links, .. } = &mut insurer.settings {
+        *employer_links = insurer_links;
+    }
+    registry.put_recipient(&insurer).await?;
     output.text(format!(
         "Onboarded:   {} employers over 2 connections, linked to {INSURER} and {WEBHOOK}",
         employer_keys.len()
@@ -438,9 +458,17 @@ async fn run_pipeline(
 
     // What reached each recipient, against what was published.
     let registry_snapshot = registry.snapshot().await?;
+    let insurer_links = match registry_snapshot
+        .recipients
+        .get(INSURER)
+        .map(|recipient| &recipient.settings)
+    {
+        Some(RecipientSettings::PensionInsurer { employer_links, .. }) => employer_links.clone(),
+        _ => BTreeMap::new(),
+    };
     let insurer_employers = koppel_deliver::recipient::insurer::employer_links(
         INSURER,
-        &BTreeMap::new(),
+        &insurer_links,
         &registry_snapshot,
     );
     let mut expected_at_insurer: BTreeSet<String> = BTreeSet::new();
