@@ -58,6 +58,8 @@ pub enum Command {
     /// Employers: link an employer of a connection to recipients.
     #[command(subcommand)]
     Employer(EmployerCommand),
+    /// Per employer the last sync and its result; per recipient the lag and dead letters.
+    Status,
     /// Dead letters: list, show, retry (re-drive with the original idempotency keys), purge.
     #[command(subcommand)]
     Dlq(DlqCommand),

@@ -8,6 +8,7 @@ pub mod local_nats;
 pub mod registry;
 pub mod schema;
 pub mod sim;
+pub mod status;
 pub mod tail;
 pub mod workers;
 
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schema(command) => schema::run(command, output),
         Command::Sim(arguments) => sim::run(arguments, output).await,
         Command::Dlq(command) => dlq::run(command, &config, output).await,
+        Command::Status => status::run(&config, output).await,
         Command::Demo(arguments) => demo::run(arguments, output).await,
         Command::Recipient(command) => {
             registry::recipient(command, &Context::connect(&config).await?, output).await

@@ -138,6 +138,17 @@ async fn dead_letters_are_listed_and_retry_redelivers_them() {
         .collect();
     assert_eq!(dead_ids, published);
 
+    let status = installation.koppel(&["--output", "json", "status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let status: serde_json::Value = serde_json::from_str(stdout(&status).trim()).unwrap();
+    assert_eq!(status["recipients"][0]["recipient"], "hooks");
+    assert_eq!(status["recipients"][0]["dead_letters"], 3, "{status}");
+    assert_eq!(
+        status["recipients"][0]["lag"], 0,
+        "dead-lettered events are settled: {status}"
+    );
+    assert_eq!(status["employers"][0]["employer_key"], "loket-acme-1001");
+
     receiver.configure_faults(FaultConfig::default());
     let retried =
         installation.koppel(&["--output", "json", "dlq", "retry", "--recipient", "hooks"]);
