@@ -87,21 +87,51 @@ async fn run() {
         avro_bytes as f64 / json_bytes as f64
     );
 
-    // Raw baseline: the same payload bytes, pipelined with the same in-flight bound, no headers.
-    let raw_topology = fresh_topology().await;
-    let raw_prepared: Vec<PreparedEvent> = events
+    // Two rounds, alternating raw and koppel, each into a fresh stream: whichever runs first
+    // would otherwise pay for the server warming up. The best round of each counts.
+    let mut raw_best = Duration::MAX;
+    let mut koppel_best = Duration::MAX;
+    for round in 1..=2 {
+        let raw_time = raw_publish(&events).await;
+        let koppel_time = koppel_publish(&events, count).await;
+        println!(
+            "round {round}: raw {:.0} events/s, koppel {:.0} events/s",
+            count as f64 / raw_time.as_secs_f64(),
+            count as f64 / koppel_time.as_secs_f64()
+        );
+        raw_best = raw_best.min(raw_time);
+        koppel_best = koppel_best.min(koppel_time);
+    }
+    let raw_time = raw_best;
+    let koppel_time = koppel_best;
+
+    let raw_rate = count as f64 / raw_time.as_secs_f64();
+    let koppel_rate = count as f64 / koppel_time.as_secs_f64();
+    println!("raw async-nats pipelined publish: {raw_rate:.0} events/s");
+    println!("koppel publisher:                 {koppel_rate:.0} events/s");
+    println!(
+        "ratio koppel/raw: {:.2} (target >= 0.80)",
+        koppel_rate / raw_rate
+    );
+}
+
+/// The raw baseline: the same payload bytes, pipelined with the same in-flight bound, no
+/// headers, no dedupe, no ack accounting.
+async fn raw_publish(events: &[koppel_events::Event]) -> Duration {
+    let topology = fresh_topology().await;
+    let prepared: Vec<PreparedEvent> = events
         .iter()
-        .map(|event| PreparedEvent::encode(&raw_topology.names, event).unwrap())
+        .map(|event| PreparedEvent::encode(&topology.names, event).unwrap())
         .collect();
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(IN_FLIGHT);
-    for event in &raw_prepared {
+    for event in &prepared {
         if in_flight.len() >= IN_FLIGHT {
             let future: async_nats::jetstream::context::PublishAckFuture =
                 in_flight.pop_front().unwrap();
             future.await.unwrap();
         }
-        let future = raw_topology
+        let future = topology
             .jetstream
             .send_publish(
                 event.subject.clone(),
@@ -114,16 +144,18 @@ async fn run() {
     while let Some(future) = in_flight.pop_front() {
         future.await.unwrap();
     }
-    let raw_time = started.elapsed();
+    started.elapsed()
+}
 
-    // koppel publisher: headers, Nats-Msg-Id dedupe, ordered ack accounting.
-    let koppel_topology = fresh_topology().await;
+/// The koppel publisher: headers, `Nats-Msg-Id` dedupe, ordered ack accounting.
+async fn koppel_publish(events: &[koppel_events::Event], count: u64) -> Duration {
+    let topology = fresh_topology().await;
     let prepared: Vec<PreparedEvent> = events
         .iter()
-        .map(|event| PreparedEvent::encode(&koppel_topology.names, event).unwrap())
+        .map(|event| PreparedEvent::encode(&topology.names, event).unwrap())
         .collect();
     let publisher = Publisher::new(
-        koppel_topology.jetstream.clone(),
+        topology.jetstream.clone(),
         PublisherSettings {
             max_in_flight: IN_FLIGHT,
             ..Default::default()
@@ -131,15 +163,6 @@ async fn run() {
     );
     let started = Instant::now();
     let report = publisher.publish_all(&prepared).await.unwrap();
-    let koppel_time = started.elapsed();
     assert_eq!(report.stored, count);
-
-    let raw_rate = count as f64 / raw_time.as_secs_f64();
-    let koppel_rate = count as f64 / koppel_time.as_secs_f64();
-    println!("raw async-nats pipelined publish: {raw_rate:.0} events/s");
-    println!("koppel publisher:                 {koppel_rate:.0} events/s");
-    println!(
-        "ratio koppel/raw: {:.2} (target >= 0.80)",
-        koppel_rate / raw_rate
-    );
+    started.elapsed()
 }
