@@ -1,70 +1,16 @@
 //! After the world advances 30 busy days, one delta poll emits exactly the changes the
 //! mutation engine's ground-truth log records: none missing, none extra.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use koppel_events::{EventType, SyncKind};
-use koppel_sim::world::{ChangeKind, MutationRates, World, WorldChange};
+use koppel_sim::world::{MutationRates, World};
 
 use crate::support::{Harness, counts};
 
-/// The events koppel should emit for a window of ground truth, per entity, with the fields
-/// the log says changed. Fine-grained entries for one entity fold into one event: a create
-/// absorbs later changes, an end absorbs other changes of the employment.
-pub(crate) fn expected_events(
-    changes: &[WorldChange],
-) -> BTreeMap<String, (EventType, BTreeSet<String>)> {
-    let mut expected: BTreeMap<String, (EventType, BTreeSet<String>)> = BTreeMap::new();
-    let mut fold = |entity: String, event_type: EventType, fields: &[&str]| {
-        let entry = expected
-            .entry(entity)
-            .or_insert_with(|| (event_type, BTreeSet::new()));
-        let rank = |t: EventType| match t {
-            EventType::EmployeeCreated | EventType::EmploymentStarted => 3,
-            EventType::EmploymentEnded => 2,
-            _ => 1,
-        };
-        if rank(event_type) > rank(entry.0) {
-            entry.0 = event_type;
-        }
-        entry
-            .1
-            .extend(fields.iter().map(|field| (*field).to_owned()));
-    };
-    for change in changes {
-        let employee = change.employee_id.map(|id| id.to_string());
-        let employment = change.employment_id.map(|id| id.to_string());
-        match change.kind {
-            ChangeKind::Hired => {
-                fold(employee.unwrap(), EventType::EmployeeCreated, &[]);
-                fold(employment.unwrap(), EventType::EmploymentStarted, &[]);
-            }
-            ChangeKind::EmploymentEnded => fold(
-                employment.unwrap(),
-                EventType::EmploymentEnded,
-                &change.changed_fields,
-            ),
-            ChangeKind::DepartmentChanged
-            | ChangeKind::JobChanged
-            | ChangeKind::HoursChanged
-            | ChangeKind::SalaryChanged => fold(
-                employment.unwrap(),
-                EventType::EmploymentChanged,
-                &change.changed_fields,
-            ),
-            // koppel's manager lives on the employee.
-            ChangeKind::NameChanged | ChangeKind::ManagerChanged => fold(
-                employee.unwrap(),
-                EventType::EmployeeUpdated,
-                &change.changed_fields,
-            ),
-            // Departments are not entities of the canonical model; their effect on people
-            // is logged as ManagerChanged. Malformations are not world changes.
-            ChangeKind::DepartmentManagerChanged | ChangeKind::MalformationInjected => {}
-        }
-    }
-    expected
-}
+/// The events koppel should emit for a window of ground truth: koppel-sim's definition, which
+/// the demo uses too.
+pub(crate) use koppel_sim::ground_truth::expected_events;
 
 /// Per employee (its name and the manager of its open employment) and per employment (what
 /// koppel maps), a rendering of the world's state, to recognise changes that undid themselves.
@@ -115,36 +61,11 @@ pub(crate) fn world_state_of(world: &World) -> BTreeMap<String, String> {
 }
 
 /// What one poll emitted, per entity.
-pub(crate) type Emitted = BTreeMap<String, (EventType, BTreeSet<String>)>;
+pub(crate) type Emitted = koppel_sim::ground_truth::ExpectedEvents;
 
 /// Compares one poll's events with the ground truth of the days since the previous poll.
 pub(crate) fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems: &mut Vec<String>) {
-    for (entity, (event_type, fields)) in expected {
-        match emitted.get(entity) {
-            None => problems.push(format!("day {day}: missing {event_type:?} for {entity}")),
-            Some((emitted_type, _)) if emitted_type != event_type => problems.push(format!(
-                "day {day}: {entity}: expected {event_type:?}, got {emitted_type:?}"
-            )),
-            Some((_, emitted_fields)) => {
-                let creates = matches!(
-                    event_type,
-                    EventType::EmployeeCreated | EventType::EmploymentStarted
-                );
-                if !creates && !fields.is_subset(emitted_fields) {
-                    problems.push(format!(
-                        "day {day}: {entity}: log names {fields:?}, event {emitted_fields:?}"
-                    ));
-                }
-            }
-        }
-    }
-    for (entity, (event_type, fields)) in emitted {
-        if !expected.contains_key(entity) {
-            problems.push(format!(
-                "day {day}: extra {event_type:?} {fields:?} for {entity}"
-            ));
-        }
-    }
+    problems.extend(koppel_sim::ground_truth::compare(&format!("day {day}"), expected, emitted));
 }
 
 /// Thirty busy days with a delta poll after each: every poll's events match the ground truth

@@ -37,40 +37,64 @@ async fn serve_ops(
     Ok(readiness)
 }
 
-pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
-    let mut config: koppel_extract::ExtractorConfig =
-        koppel_runtime::load_config(cli.config.as_deref())
-            .context("cannot load the extractor configuration")?;
-    if let Some(url) = &cli.nats_url {
-        config.nats.url = url.clone();
-    }
-    if let Some(namespace) = &cli.namespace {
-        config.namespace = Some(namespace.clone());
-    }
+/// Loads a worker's config, applies the command line's NATS URL and namespace, serves the
+/// operations endpoints and runs the worker until SIGINT or SIGTERM.
+async fn run_worker<Config, Worker>(
+    cli: &Cli,
+    arguments: &WorkerArgs,
+    what: &str,
+    overrides: impl FnOnce(&mut Config, Option<String>, Option<String>),
+    worker: impl FnOnce(Config, koppel_runtime::CancellationToken) -> Worker,
+) -> anyhow::Result<()>
+where
+    Config: serde::de::DeserializeOwned,
+    Worker: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut config: Config = koppel_runtime::load_config(cli.config.as_deref())
+        .with_context(|| format!("cannot load the {what} configuration"))?;
+    overrides(&mut config, cli.nats_url.clone(), cli.namespace.clone());
     let shutdown = koppel_runtime::shutdown_on_signal();
     let readiness = serve_ops(arguments, &shutdown).await?;
     readiness.set_ready(true);
-    koppel_extract::run(config, shutdown)
+    worker(config, shutdown)
         .await
-        .context("the extractor stopped")
+        .with_context(|| format!("the {what} stopped"))
+}
+
+pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
+    run_worker(
+        cli,
+        arguments,
+        "extractor",
+        |config: &mut koppel_extract::ExtractorConfig, url, namespace| {
+            if let Some(url) = url {
+                config.nats.url = url;
+            }
+            if namespace.is_some() {
+                config.namespace = namespace;
+            }
+        },
+        koppel_extract::run,
+    )
+    .await
 }
 
 pub async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
-    let mut config: koppel_deliver::DelivererConfig =
-        koppel_runtime::load_config(cli.config.as_deref())
-            .context("cannot load the deliverer configuration")?;
-    if let Some(url) = &cli.nats_url {
-        config.nats.url = url.clone();
-    }
-    if let Some(namespace) = &cli.namespace {
-        config.namespace = Some(namespace.clone());
-    }
-    let shutdown = koppel_runtime::shutdown_on_signal();
-    let readiness = serve_ops(arguments, &shutdown).await?;
-    readiness.set_ready(true);
-    koppel_deliver::run(config, shutdown)
-        .await
-        .context("the deliverer stopped")
+    run_worker(
+        cli,
+        arguments,
+        "deliverer",
+        |config: &mut koppel_deliver::DelivererConfig, url, namespace| {
+            if let Some(url) = url {
+                config.nats.url = url;
+            }
+            if namespace.is_some() {
+                config.namespace = namespace;
+            }
+        },
+        |config, shutdown| async move { Ok(koppel_deliver::run(config, shutdown).await?) },
+    )
+    .await
 }
 
 #[cfg(test)]
