@@ -65,7 +65,11 @@ pub(crate) type Emitted = koppel_sim::ground_truth::ExpectedEvents;
 
 /// Compares one poll's events with the ground truth of the days since the previous poll.
 pub(crate) fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems: &mut Vec<String>) {
-    problems.extend(koppel_sim::ground_truth::compare(&format!("day {day}"), expected, emitted));
+    problems.extend(koppel_sim::ground_truth::compare(
+        &format!("day {day}"),
+        expected,
+        emitted,
+    ));
 }
 
 /// Thirty busy days with a delta poll after each: every poll's events match the ground truth
