@@ -58,6 +58,9 @@ pub enum Command {
     /// Employers: link an employer of a connection to recipients.
     #[command(subcommand)]
     Employer(EmployerCommand),
+    /// Redelivers past events to a recipient with their original idempotency keys, in order,
+    /// through a durable consumer of its own: interrupted, it resumes with the same --name.
+    Replay(ReplayArgs),
     /// Per employer the last sync and its result; per recipient the lag and dead letters.
     Status,
     /// Dead letters: list, show, retry (re-drive with the original idempotency keys), purge.
@@ -330,6 +333,25 @@ pub struct ExportArgs {
     /// The file to write.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub recipient: String,
+    /// Replay events stored from this time (RFC 3339 or a date).
+    #[arg(long, conflicts_with = "from_seq")]
+    pub since: Option<String>,
+    /// Replay events from this stream sequence.
+    #[arg(long)]
+    pub from_seq: Option<u64>,
+    /// Only this employer (it must be subscribed to the recipient).
+    #[arg(long)]
+    pub employer: Option<String>,
+    /// The replay's name: its durable consumer is replay-<recipient>-<name>. Give the same
+    /// name to resume an interrupted replay.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

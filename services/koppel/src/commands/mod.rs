@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod export;
 pub mod local_nats;
 pub mod registry;
+pub mod replay;
 pub mod schema;
 pub mod sim;
 pub mod status;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(arguments) => sim::run(arguments, output).await,
         Command::Dlq(command) => dlq::run(command, &config, output).await,
         Command::Status => status::run(&config, output).await,
+        Command::Replay(arguments) => replay::run(arguments, &config, output).await,
         Command::Demo(arguments) => demo::run(arguments, output).await,
         Command::Recipient(command) => {
             registry::recipient(command, &Context::connect(&config).await?, output).await

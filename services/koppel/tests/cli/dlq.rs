@@ -15,30 +15,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Installation, register_connection, stderr, stdout};
 
-const SECRET: &str = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
+/// The signing secret of the test webhook recipient `hooks`.
+pub(crate) const SECRET: &str = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
 
-// Multi-threaded: the CLI runs as a blocking child process while the receiver simulator it
-// talks to is served by this test's runtime.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_are_listed_and_retry_redelivers_them() {
-    let installation = Installation::new().await;
+/// Registers connection `loket-acme`, webhook recipient `hooks` at `url` and employer
+/// `loket-acme-1001` (the sample events' employer) subscribed to it.
+pub(crate) async fn subscribe_webhook(installation: &Installation, url: &str) {
     let key = SecretKey::from_base64(&installation.secret_key).unwrap();
     let registry = Registry::new(installation.topology.registry.clone());
     register_connection(&registry, &key).await;
-    let receiver =
-        WebhookReceiver::new(WebhookReceiverConfig::new(vec![SECRET.to_owned()], 3)).unwrap();
-    receiver.configure_faults(FaultConfig {
-        server_error_per_mille: 1000,
-        ..FaultConfig::default()
-    });
-    let running = koppel_sim::webhook_receiver::spawn(receiver.clone())
-        .await
-        .unwrap();
     registry
         .put_recipient(&Recipient {
             name: "hooks".to_owned(),
             settings: RecipientSettings::Webhook {
-                url: running.webhook_url(),
+                url: url.to_owned(),
                 secret: key
                     .seal(
                         &SecretString::from(SECRET),
@@ -63,7 +53,16 @@ async fn dead_letters_are_listed_and_retry_redelivers_them() {
         })
         .await
         .unwrap();
+}
 
+/// Runs a deliverer in process for the installation.
+pub(crate) fn start_deliverer(
+    installation: &Installation,
+    retry: koppel_deliver::RetrySettings,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), koppel_deliver::DeliverError>>,
+) {
     let shutdown = CancellationToken::new();
     let deliverer = tokio::spawn(koppel_deliver::run(
         koppel_deliver::DelivererConfig {
@@ -75,16 +74,38 @@ async fn dead_letters_are_listed_and_retry_redelivers_them() {
             secret_key: koppel_deliver::SecretKeySource::Inline {
                 base64: SecretString::from(installation.secret_key.clone()),
             },
-            retry: koppel_deliver::RetrySettings {
-                initial_backoff_millis: 5,
-                max_backoff_millis: 10,
-                max_attempts: 2,
-                ..Default::default()
-            },
+            retry,
             ..Default::default()
         },
         shutdown.clone(),
     ));
+    (shutdown, deliverer)
+}
+
+// Multi-threaded: the CLI runs as a blocking child process while the receiver simulator it
+// talks to is served by this test's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_retry_redelivers_them() {
+    let installation = Installation::new().await;
+    let receiver =
+        WebhookReceiver::new(WebhookReceiverConfig::new(vec![SECRET.to_owned()], 3)).unwrap();
+    receiver.configure_faults(FaultConfig {
+        server_error_per_mille: 1000,
+        ..FaultConfig::default()
+    });
+    let running = koppel_sim::webhook_receiver::spawn(receiver.clone())
+        .await
+        .unwrap();
+    subscribe_webhook(&installation, &running.webhook_url()).await;
+    let (shutdown, deliverer) = start_deliverer(
+        &installation,
+        koppel_deliver::RetrySettings {
+            initial_backoff_millis: 5,
+            max_backoff_millis: 10,
+            max_attempts: 2,
+            ..Default::default()
+        },
+    );
     let events: Vec<PreparedEvent> = (0..3)
         .map(|index| {
             PreparedEvent::encode(
