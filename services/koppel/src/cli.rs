@@ -187,6 +187,25 @@ pub struct SimArgs {
     /// Employees per employer.
     #[arg(long, default_value_t = 25)]
     pub employees: usize,
+    /// Address the simulators listen on (0.0.0.0 in a container).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen_host: std::net::IpAddr,
+    /// Loket, Unit4, insurer and webhooks listen on this port and the next three (0: free ports).
+    #[arg(long, default_value_t = 0)]
+    pub base_port: u16,
+    /// Host name other processes use to reach the simulators.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub advertise_host: String,
+    /// Also onboard every simulated connection, employer and recipient into the registry on
+    /// NATS (needs KOPPEL_SECRET_KEY), so workers started against it have work at once.
+    #[arg(long)]
+    pub onboard: bool,
+    /// With --onboard: seconds between polls of each connection.
+    #[arg(long, default_value_t = 30)]
+    pub poll_seconds: u64,
+    /// Advance the simulated worlds one day every this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub day_every_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -177,94 +177,17 @@ async fn run_pipeline(
     let registry = Registry::new(topology.registry.clone());
 
     let suite = SimulatorSuite::start(
-        &SuiteConfig {
-            seed: arguments.seed,
-            employers_per_source: arguments.employers,
-            employees_per_employer: arguments.employees,
-        },
+        &SuiteConfig::local(arguments.seed, arguments.employers, arguments.employees),
         shutdown.clone(),
     )
     .await?;
     output.text(format!(
         "Simulators:  Loket {}, Unit4 {}, insurer {}, webhooks {}",
-        suite.loket_server.api_base_url(),
-        suite.unit4_server.api_base_url(),
-        suite.insurer_server.base_url(),
-        suite.webhook_server.webhook_url()
+        suite.loket_api_base_url(),
+        suite.unit4_api_base_url(),
+        suite.insurer_base_url(),
+        suite.webhook_url()
     ));
-
-    // Onboarding, as a payroll processor would with `koppel connection|recipient|employer add`.
-    let loket_config = suite.loket.config().clone();
-    registry
-        .put_connection(&Connection {
-            id: LOKET_CONNECTION.to_owned(),
-            settings: ConnectionSettings::Loket(LoketConnectionSettings {
-                oauth_base_url: suite.loket_server.oauth_base_url(),
-                api_base_url: suite.loket_server.api_base_url(),
-                client_id: loket_config.client_id.clone(),
-                client_secret: key.seal(
-                    &SecretString::from(loket_config.client_secret.clone().unwrap_or_default()),
-                    &client_secret_context(LOKET_CONNECTION),
-                )?,
-                redirect_uri: loket_config.redirect_uri.clone(),
-            }),
-            poll_interval_seconds: 60,
-            full_sync_interval_seconds: 86_400,
-        })
-        .await?;
-    let refresh_token = SecretString::from(suite.loket.issue_refresh_token(LOKET_USER)?);
-    koppel_extract::loket::store_refresh_token(
-        &topology.tokens,
-        key,
-        LOKET_CONNECTION,
-        &refresh_token,
-    )
-    .await?;
-    registry
-        .put_connection(&Connection {
-            id: UNIT4_CONNECTION.to_owned(),
-            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
-                token_url: suite.unit4_server.token_url(),
-                scope: suite.unit4.config().scope.clone(),
-                api_base_url: suite.unit4_server.api_base_url(),
-                client_id: UNIT4_CLIENT_ID.to_owned(),
-                client_secret: key.seal(
-                    &SecretString::from(UNIT4_CLIENT_SECRET),
-                    &client_secret_context(UNIT4_CONNECTION),
-                )?,
-                paths: Unit4Paths::default(),
-            }),
-            poll_interval_seconds: 900,
-            full_sync_interval_seconds: 900,
-        })
-        .await?;
-    registry
-        .put_recipient(&Recipient {
-            name: INSURER.to_owned(),
-            settings: RecipientSettings::PensionInsurer {
-                base_url: suite.insurer_server.base_url(),
-                api_token: key.seal(
-                    &SecretString::from(INSURER_TOKEN),
-                    &koppel_deliver::recipient::secret_context(INSURER, "api_token"),
-                )?,
-                employer_links: BTreeMap::new(),
-            },
-            max_in_flight: 16,
-        })
-        .await?;
-    registry
-        .put_recipient(&Recipient {
-            name: WEBHOOK.to_owned(),
-            settings: RecipientSettings::Webhook {
-                url: suite.webhook_server.webhook_url(),
-                secret: key.seal(
-                    &SecretString::from(WEBHOOK_SECRET),
-                    &koppel_deliver::recipient::secret_context(WEBHOOK, "secret"),
-                )?,
-            },
-            max_in_flight: 16,
-        })
-        .await?;
 
     let extractor = Extractor::from_config(&ExtractorConfig {
         nats: nats.clone(),
@@ -275,61 +198,10 @@ async fn run_pipeline(
         ..ExtractorConfig::default()
     })
     .await?;
-    let mut employer_keys: Vec<(String, String)> = Vec::new(); // (employer key, connection)
-    let mut employer_names: HashMap<String, String> = HashMap::new();
-    let mut insurer_links = BTreeMap::new();
-    for connection in [LOKET_CONNECTION, UNIT4_CONNECTION] {
-        for discovered in extractor
-            .discover_employers(connection)
-            .await
-            .with_context(|| format!("cannot discover the employers of {connection}"))?
-        {
-            let short: String = discovered
-                .source_employer_id
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(8)
-                .collect();
-            let employer_key = format!("{connection}-{short}");
-            let name = discovered
-                .name
-                .clone()
-                .unwrap_or_else(|| discovered.source_employer_id.clone());
-            registry
-                .put_employer(&EmployerRegistration {
-                    employer_key: employer_key.clone(),
-                    connection_id: connection.to_owned(),
-                    source_employer_id: discovered.source_employer_id.clone(),
-                    name: name.clone(),
-                    payroll_tax_number: discovered.payroll_tax_number.clone(),
-                    recipients: vec![INSURER.to_owned(), WEBHOOK.to_owned()],
-                    removal_threshold_percent: 20,
-                    enabled: true,
-                })
-                .await?;
-            // Loket reports no pension scheme per employment: the insurer link names the
-            // employer's one scheme, as an employer with a single contract has.
-            if connection == LOKET_CONNECTION
-                && let Some(payroll_tax_number) = discovered.payroll_tax_number.clone()
-            {
-                insurer_links.insert(
-                    employer_key.clone(),
-                    koppel_registry::model::InsurerEmployerLink {
-                        payroll_tax_number,
-                        contract_number: None,
-                        scheme_id: Some("PGB-2026".to_owned()),
-                    },
-                );
-            }
-            employer_names.insert(employer_key.clone(), name);
-            employer_keys.push((employer_key, connection.to_owned()));
-        }
-    }
-    let mut insurer = registry.recipient(INSURER).await?;
-    if let RecipientSettings::PensionInsurer { employer_links, .. } = &mut insurer.settings {
-        *employer_links = insurer_links;
-    }
-    registry.put_recipient(&insurer).await?;
+    let Onboarded {
+        employers: employer_keys,
+        names: employer_names,
+    } = onboard(&suite, &topology, &registry, key, &extractor, (60, 900)).await?;
     output.text(format!(
         "Onboarded:   {} employers over 2 connections, linked to {INSURER} and {WEBHOOK}",
         employer_keys.len()
@@ -820,4 +692,157 @@ fn print_summary(summary: &DemoSummary, output: Output) {
         summary.elapsed_milliseconds / 1000,
         summary.elapsed_milliseconds % 1000 / 100
     ));
+}
+
+/// The employers onboarded: (employer key, connection id), and their names.
+#[derive(Debug)]
+pub struct Onboarded {
+    pub employers: Vec<(String, String)>,
+    pub names: HashMap<String, String>,
+}
+
+/// Onboards everything the suite simulates, as a payroll processor would with `koppel
+/// connection|recipient|employer add`: a Loket and a Unit4 connection, every employer they
+/// can see, and the insurer and webhook recipients, with every employer linked to both.
+/// `poll_seconds` are the Loket and Unit4 poll intervals the workers use.
+pub async fn onboard(
+    suite: &SimulatorSuite,
+    topology: &Topology,
+    registry: &Registry,
+    key: &SecretKey,
+    extractor: &Extractor,
+    poll_seconds: (u64, u64),
+) -> anyhow::Result<Onboarded> {
+    // Onboarding, as a payroll processor would with `koppel connection|recipient|employer add`.
+    let loket_config = suite.loket.config().clone();
+    registry
+        .put_connection(&Connection {
+            id: LOKET_CONNECTION.to_owned(),
+            settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                oauth_base_url: suite.loket_oauth_base_url(),
+                api_base_url: suite.loket_api_base_url(),
+                client_id: loket_config.client_id.clone(),
+                client_secret: key.seal(
+                    &SecretString::from(loket_config.client_secret.clone().unwrap_or_default()),
+                    &client_secret_context(LOKET_CONNECTION),
+                )?,
+                redirect_uri: loket_config.redirect_uri.clone(),
+            }),
+            poll_interval_seconds: poll_seconds.0,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await?;
+    let refresh_token = SecretString::from(suite.loket.issue_refresh_token(LOKET_USER)?);
+    koppel_extract::loket::store_refresh_token(
+        &topology.tokens,
+        key,
+        LOKET_CONNECTION,
+        &refresh_token,
+    )
+    .await?;
+    registry
+        .put_connection(&Connection {
+            id: UNIT4_CONNECTION.to_owned(),
+            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
+                token_url: suite.unit4_token_url(),
+                scope: suite.unit4.config().scope.clone(),
+                api_base_url: suite.unit4_api_base_url(),
+                client_id: UNIT4_CLIENT_ID.to_owned(),
+                client_secret: key.seal(
+                    &SecretString::from(UNIT4_CLIENT_SECRET),
+                    &client_secret_context(UNIT4_CONNECTION),
+                )?,
+                paths: Unit4Paths::default(),
+            }),
+            poll_interval_seconds: poll_seconds.1,
+            full_sync_interval_seconds: poll_seconds.1,
+        })
+        .await?;
+    registry
+        .put_recipient(&Recipient {
+            name: INSURER.to_owned(),
+            settings: RecipientSettings::PensionInsurer {
+                base_url: suite.insurer_base_url(),
+                api_token: key.seal(
+                    &SecretString::from(INSURER_TOKEN),
+                    &koppel_deliver::recipient::secret_context(INSURER, "api_token"),
+                )?,
+                employer_links: BTreeMap::new(),
+            },
+            max_in_flight: 16,
+        })
+        .await?;
+    registry
+        .put_recipient(&Recipient {
+            name: WEBHOOK.to_owned(),
+            settings: RecipientSettings::Webhook {
+                url: suite.webhook_url(),
+                secret: key.seal(
+                    &SecretString::from(WEBHOOK_SECRET),
+                    &koppel_deliver::recipient::secret_context(WEBHOOK, "secret"),
+                )?,
+            },
+            max_in_flight: 16,
+        })
+        .await?;
+
+    let mut employer_keys: Vec<(String, String)> = Vec::new(); // (employer key, connection)
+    let mut employer_names: HashMap<String, String> = HashMap::new();
+    let mut insurer_links = BTreeMap::new();
+    for connection in [LOKET_CONNECTION, UNIT4_CONNECTION] {
+        for discovered in extractor
+            .discover_employers(connection)
+            .await
+            .with_context(|| format!("cannot discover the employers of {connection}"))?
+        {
+            let short: String = discovered
+                .source_employer_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect();
+            let employer_key = format!("{connection}-{short}");
+            let name = discovered
+                .name
+                .clone()
+                .unwrap_or_else(|| discovered.source_employer_id.clone());
+            registry
+                .put_employer(&EmployerRegistration {
+                    employer_key: employer_key.clone(),
+                    connection_id: connection.to_owned(),
+                    source_employer_id: discovered.source_employer_id.clone(),
+                    name: name.clone(),
+                    payroll_tax_number: discovered.payroll_tax_number.clone(),
+                    recipients: vec![INSURER.to_owned(), WEBHOOK.to_owned()],
+                    removal_threshold_percent: 20,
+                    enabled: true,
+                })
+                .await?;
+            // Loket reports no pension scheme per employment: the insurer link names the
+            // employer's one scheme, as an employer with a single contract has.
+            if connection == LOKET_CONNECTION
+                && let Some(payroll_tax_number) = discovered.payroll_tax_number.clone()
+            {
+                insurer_links.insert(
+                    employer_key.clone(),
+                    koppel_registry::model::InsurerEmployerLink {
+                        payroll_tax_number,
+                        contract_number: None,
+                        scheme_id: Some("PGB-2026".to_owned()),
+                    },
+                );
+            }
+            employer_names.insert(employer_key.clone(), name);
+            employer_keys.push((employer_key, connection.to_owned()));
+        }
+    }
+    let mut insurer = registry.recipient(INSURER).await?;
+    if let RecipientSettings::PensionInsurer { employer_links, .. } = &mut insurer.settings {
+        *employer_links = insurer_links;
+    }
+    registry.put_recipient(&insurer).await?;
+    Ok(Onboarded {
+        employers: employer_keys,
+        names: employer_names,
+    })
 }

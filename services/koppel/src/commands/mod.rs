@@ -44,7 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schema(command) => schema::run(command, output),
-        Command::Sim(arguments) => sim::run(arguments, output).await,
+        Command::Sim(arguments) => sim::run(arguments, &config, output).await,
         Command::Dlq(command) => dlq::run(command, &config, output).await,
         Command::Status => status::run(&config, output).await,
         Command::Replay(arguments) => replay::run(arguments, &config, output).await,

@@ -120,5 +120,8 @@ mod tests {
         let command: crate::context::CliConfig =
             load_config_from(Some(&example("koppel.toml")), Vec::new()).unwrap();
         assert_eq!(command.telemetry.log_filter, "warn");
+        let cluster: crate::context::CliConfig =
+            load_config_from(Some(&example("koppel-cluster.toml")), Vec::new()).unwrap();
+        assert_eq!(cluster.topology.replicas, 3);
     }
 }
