@@ -58,6 +58,15 @@ pub enum Command {
     /// Employers: link an employer of a connection to recipients.
     #[command(subcommand)]
     Employer(EmployerCommand),
+    /// Syncs one employer now (full or delta), with a progress spinner, and reports what it
+    /// published. The extractor worker does this on its schedule.
+    Sync {
+        #[arg(long)]
+        employer: String,
+        /// A full sync, even where the source has a change feed.
+        #[arg(long)]
+        full: bool,
+    },
     /// Redelivers past events to a recipient with their original idempotency keys, in order,
     /// through a durable consumer of its own: interrupted, it resumes with the same --name.
     Replay(ReplayArgs),

@@ -10,6 +10,7 @@ pub mod replay;
 pub mod schema;
 pub mod sim;
 pub mod status;
+pub mod sync;
 pub mod tail;
 pub mod workers;
 
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(arguments) => sim::run(arguments, &config, output).await,
         Command::Dlq(command) => dlq::run(command, &config, output).await,
         Command::Status => status::run(&config, output).await,
+        Command::Sync { employer, full } => sync::run(&employer, full, &config, output).await,
         Command::Replay(arguments) => replay::run(arguments, &config, output).await,
         Command::Demo(arguments) => demo::run(arguments, output).await,
         Command::Recipient(command) => {
