@@ -128,10 +128,11 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
         options = options.add_root_certificates(path.clone());
     }
     let url = settings.url.clone();
+    let servers = server_addresses(&url)?;
     if settings.initial_connect_timeout.is_zero() {
         return options
             .retry_on_initial_connect()
-            .connect(url.as_str())
+            .connect(servers)
             .await
             .map_err(|error| ConnectError::Refused {
                 url,
@@ -167,6 +168,31 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
     }
 }
 
+/// `nats://a:4222,nats://b:4222` into its servers: async-nats parses one URL per string.
+fn server_addresses(urls: &str) -> Result<Vec<async_nats::ServerAddr>, ConnectError> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|error| ConnectError::Refused {
+                    url: url.to_owned(),
+                    reason: format!("not a NATS URL: {error}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|servers| {
+            if servers.is_empty() {
+                Err(ConnectError::Refused {
+                    url: urls.to_owned(),
+                    reason: "no server URL given".to_owned(),
+                })
+            } else {
+                Ok(servers)
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +209,15 @@ mod tests {
         for secret in ["hunter2-password", "token-abc", "SUAEXAMPLESEED"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn comma_separated_urls_name_every_server() {
+        let servers =
+            server_addresses("nats://nats-1:4222, nats://nats-2:4222,nats://nats-3:4222").unwrap();
+        assert_eq!(servers.len(), 3);
+        assert!(server_addresses("").is_err());
+        assert!(server_addresses("nats://a:notaport").is_err());
     }
 
     #[tokio::test]
