@@ -140,12 +140,7 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
             });
     }
     let seconds = settings.initial_connect_timeout.as_secs();
-    match tokio::time::timeout(
-        settings.initial_connect_timeout,
-        options.connect(url.as_str()),
-    )
-    .await
-    {
+    match tokio::time::timeout(settings.initial_connect_timeout, options.connect(servers)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => {
             let reason = error.to_string();
