@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 fn rust_files(directory: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(directory) else { return };
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -31,7 +33,15 @@ fn every_rust_file_opens_with_a_module_doc_line() {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             !text.trim_start().starts_with("//!")
         })
-        .map(|path| path.strip_prefix(&root).unwrap_or(path).display().to_string())
+        .map(|path| {
+            path.strip_prefix(&root)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` opening line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` opening line: {missing:#?}"
+    );
 }
