@@ -1,15 +1,12 @@
 //! The deliverer's configuration: a serde struct that refuses unknown fields, so a typo in a
 //! config file fails at start instead of silently falling back to a default.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use koppel_events::Names;
 use koppel_events::subject::TokenError;
 use koppel_nats::{NatsSettings, TopologySettings};
-use koppel_registry::{SealError, SecretKey};
 use koppel_runtime::http::HttpClientSettings;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Everything `koppel deliverer` needs.
@@ -130,38 +127,8 @@ impl ConsumerSettings {
     }
 }
 
-/// Where the key that opens sealed secrets comes from.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "from")]
-pub enum SecretKeySource {
-    /// `KOPPEL_SECRET_KEY`, else the file `KOPPEL_SECRET_KEY_FILE` names.
-    #[default]
-    Environment,
-    /// A file holding base64 of 32 bytes.
-    File { path: PathBuf },
-    /// The key itself, base64. For tests; a config file should not hold it.
-    Inline { base64: SecretString },
-}
-
-impl std::fmt::Debug for SecretKeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretKeySource::Environment => f.write_str("Environment"),
-            SecretKeySource::File { path } => f.debug_struct("File").field("path", path).finish(),
-            SecretKeySource::Inline { .. } => f.write_str("Inline(<redacted>)"),
-        }
-    }
-}
-
-impl SecretKeySource {
-    pub fn load(&self) -> Result<SecretKey, SealError> {
-        match self {
-            SecretKeySource::Environment => SecretKey::from_environment(),
-            SecretKeySource::File { path } => SecretKey::from_file(path),
-            SecretKeySource::Inline { base64 } => SecretKey::from_base64(base64.expose_secret()),
-        }
-    }
-}
+/// Where the key that opens sealed secrets comes from; shared with the extractor.
+pub use koppel_registry::SecretKeySource;
 
 #[cfg(test)]
 mod tests {
@@ -179,7 +146,7 @@ mod tests {
     #[test]
     fn inline_keys_do_not_show_in_debug() {
         let source = SecretKeySource::Inline {
-            base64: SecretString::from("c2VjcmV0"),
+            base64: secrecy::SecretString::from("c2VjcmV0"),
         };
         assert!(!format!("{source:?}").contains("c2VjcmV0"));
     }

@@ -10,7 +10,6 @@
 //! as errors on every attempt so they stay visible.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,25 +34,8 @@ use crate::loket::{self, LoketSettings, LoketSource};
 use crate::source::{DiscoveredEmployer, FetchRequest, Source, SourceError, SourceFetch};
 use crate::unit4::{self, Unit4Settings, Unit4Source};
 
-/// Where the key that opens sealed secrets comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SecretKeySource {
-    /// `KOPPEL_SECRET_KEY` or the file `KOPPEL_SECRET_KEY_FILE` names.
-    #[default]
-    Environment,
-    /// A file holding the base64 key.
-    File { path: PathBuf },
-}
-
-impl SecretKeySource {
-    pub fn load(&self) -> Result<SecretKey, koppel_registry::SealError> {
-        match self {
-            SecretKeySource::Environment => SecretKey::from_environment(),
-            SecretKeySource::File { path } => SecretKey::from_file(path),
-        }
-    }
-}
+/// Where the key that opens sealed secrets comes from; shared with the deliverer.
+pub use koppel_registry::SecretKeySource;
 
 /// `[extraction]`: scheduling and safety settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

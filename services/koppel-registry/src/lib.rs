@@ -16,5 +16,5 @@ pub use model::{
     Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Recipient,
     RecipientSettings, Unit4ConnectionSettings, Unit4Paths,
 };
-pub use sealed::{SealError, SealedSecret, SecretKey};
+pub use sealed::{SealError, SealedSecret, SecretKey, SecretKeySource};
 pub use store::{Registry, RegistryError, RegistrySnapshot};

@@ -131,6 +131,40 @@ impl SecretKey {
     }
 }
 
+/// Where a process gets the key that opens sealed secrets: the `[secret_key]` section of every
+/// worker's config.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "from")]
+pub enum SecretKeySource {
+    /// `KOPPEL_SECRET_KEY`, else the file `KOPPEL_SECRET_KEY_FILE` names.
+    #[default]
+    Environment,
+    /// A file holding base64 of 32 bytes.
+    File { path: std::path::PathBuf },
+    /// The key itself, base64. For tests; a config file should not hold it.
+    Inline { base64: SecretString },
+}
+
+impl fmt::Debug for SecretKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretKeySource::Environment => f.write_str("Environment"),
+            SecretKeySource::File { path } => f.debug_struct("File").field("path", path).finish(),
+            SecretKeySource::Inline { .. } => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+impl SecretKeySource {
+    pub fn load(&self) -> Result<SecretKey, SealError> {
+        match self {
+            SecretKeySource::Environment => SecretKey::from_environment(),
+            SecretKeySource::File { path } => SecretKey::from_file(path),
+            SecretKeySource::Inline { base64 } => SecretKey::from_base64(base64.expose_secret()),
+        }
+    }
+}
+
 /// A secret as stored in KV: nonce and ciphertext with tag, base64.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
