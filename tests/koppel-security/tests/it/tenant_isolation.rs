@@ -1,0 +1,556 @@
+//! Tenant isolation end to end: employer A comes from a Loket connection, employer B from a
+//! Unit4 connection; webhook recipient `tenant-a` is subscribed to A only, `tenant-b` to B
+//! only. Real extraction, the real deliverer (in process), and the real `koppel replay` and
+//! `koppel dlq list|show|retry|purge` commands. Whatever is asked for, including B's employer
+//! explicitly, a wildcard, "everything", or a dead letter of `tenant-b` by its sequence,
+//! `tenant-a`'s receiver never gets one of B's events, and `tenant-b`'s dead letters stay put.
+//!
+//! Dead letters are made by switching a receiver's faults to 503 on every request. A faulted
+//! request is not recorded by the receiver, so a leak could hide in that window; it cannot stay
+//! hidden: what fails there becomes one of the recipient's dead letters, which are checked one
+//! by one and then re-driven to the (recording) receiver.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use koppel_deliver::dlq::{self, DlqSelection};
+use koppel_extract::{Extractor, ExtractorConfig, SyncOptions, client_secret_context};
+use koppel_nats::{NatsSettings, Topology};
+use koppel_registry::{
+    Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Recipient,
+    RecipientSettings, Registry, SecretKey, Unit4ConnectionSettings, Unit4Paths,
+};
+use koppel_sim::suite::{
+    LOKET_USER, SimulatorSuite, SuiteConfig, UNIT4_CLIENT_ID, UNIT4_CLIENT_SECRET,
+};
+use koppel_sim::webhook_receiver::{
+    self, RunningWebhookReceiver, WebhookReceiver, WebhookReceiverConfig,
+};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const TENANT_A: &str = "tenant-a";
+const TENANT_B: &str = "tenant-b";
+
+fn webhook(key: &SecretKey, name: &str, url: &str) -> Recipient {
+    Recipient {
+        name: name.to_owned(),
+        settings: RecipientSettings::Webhook {
+            url: url.to_owned(),
+            secret: key
+                .seal(
+                    &SecretString::from(WEBHOOK_SECRET),
+                    &koppel_deliver::recipient::secret_context(name, "secret"),
+                )
+                .unwrap(),
+        },
+        max_in_flight: 8,
+    }
+}
+
+/// Every message a receiver verified (duplicates included), as (event id, employer key).
+fn received(receiver: &WebhookReceiver) -> Vec<(String, String)> {
+    receiver
+        .received_messages()
+        .iter()
+        .map(|message| {
+            (
+                message.webhook_id.clone(),
+                message.body["data"]["employer_key"]
+                    .as_str()
+                    .unwrap_or("<none>")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What a tenant's receiver got, checked: nothing of the other employer, by employer key or by
+/// event id.
+fn assert_only(
+    receiver: &WebhookReceiver,
+    employer: &str,
+    foreign_ids: &BTreeSet<String>,
+    when: &str,
+) -> usize {
+    let messages = received(receiver);
+    for (event_id, employer_key) in &messages {
+        assert_eq!(
+            employer_key, employer,
+            "{when}: a foreign employer's event arrived"
+        );
+        assert!(
+            !foreign_ids.contains(event_id),
+            "{when}: a foreign event id arrived"
+        );
+    }
+    messages.len()
+}
+
+struct Tenants {
+    topology: Topology,
+    registry: Registry,
+    key: SecretKey,
+    encoded_key: String,
+    nats_url: String,
+    namespace: String,
+}
+
+impl Tenants {
+    fn cli(&self, arguments: &[&str]) -> std::process::Command {
+        let mut all = vec![
+            "--nats-url",
+            self.nats_url.as_str(),
+            "--namespace",
+            self.namespace.as_str(),
+            "--output",
+            "json",
+        ];
+        all.extend_from_slice(arguments);
+        let mut command = koppel_command(&all, "warn");
+        command.env("KOPPEL_SECRET_KEY", &self.encoded_key);
+        command
+    }
+
+    async fn point(&self, recipient: &str, url: &str) {
+        self.registry
+            .put_recipient(&webhook(&self.key, recipient, url))
+            .await
+            .unwrap();
+    }
+
+    async fn dead_letters(&self, recipient: &str) -> Vec<dlq::DeadLetterSummary> {
+        dlq::list(&self.topology, &DlqSelection::recipient(recipient))
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the recipient's consumer has nothing pending or unacknowledged.
+    async fn drained(&self, recipient: &str) {
+        let durable = self.topology.names.delivery_consumer(recipient).unwrap();
+        let stream = self.topology.events_stream().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(info) = stream.consumer_info(&durable).await
+                && info.num_pending == 0
+                && info.num_ack_pending == 0
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{recipient} did not drain"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn json_of(captured: &Captured) -> serde_json::Value {
+    let line = captured.stdout.lines().last().unwrap_or("null");
+    serde_json::from_str(line).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_never_receives_another_employers_events() {
+    let topology = koppel_test_support::topology().await;
+    let registry = Registry::new(topology.registry.clone());
+    let encoded_key = SecretKey::generate_base64().unwrap();
+    let key = SecretKey::from_base64(&encoded_key).unwrap();
+    let nats_url = koppel_test_support::nats_server().url.clone();
+    let namespace = topology.names.namespace().unwrap().to_owned();
+    let nats = NatsSettings {
+        url: nats_url.clone(),
+        ..NatsSettings::default()
+    };
+    let shutdown = CancellationToken::new();
+    let suite = SimulatorSuite::start(&SuiteConfig::local(5, 1, 10), shutdown.clone())
+        .await
+        .unwrap();
+    let receiver = || {
+        WebhookReceiver::new(WebhookReceiverConfig::new(
+            vec![WEBHOOK_SECRET.to_owned()],
+            1,
+        ))
+        .unwrap()
+    };
+    let hooks_a: RunningWebhookReceiver = webhook_receiver::spawn(receiver()).await.unwrap();
+    let hooks_b: RunningWebhookReceiver = webhook_receiver::spawn(receiver()).await.unwrap();
+    let tenants = Tenants {
+        topology: topology.clone(),
+        registry: registry.clone(),
+        key: key.clone(),
+        encoded_key: encoded_key.clone(),
+        nats_url,
+        namespace: namespace.clone(),
+    };
+
+    // Onboarding: two processors' connections, one employer each, one recipient each.
+    let loket = suite.loket.config().clone();
+    registry
+        .put_connection(&Connection {
+            id: "loket-a".to_owned(),
+            settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                oauth_base_url: suite.loket_oauth_base_url(),
+                api_base_url: suite.loket_api_base_url(),
+                client_id: loket.client_id.clone(),
+                client_secret: key
+                    .seal(
+                        &SecretString::from(loket.client_secret.clone().unwrap_or_default()),
+                        &client_secret_context("loket-a"),
+                    )
+                    .unwrap(),
+                redirect_uri: loket.redirect_uri.clone(),
+            }),
+            poll_interval_seconds: 3600,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await
+        .unwrap();
+    koppel_extract::loket::store_refresh_token(
+        &topology.tokens,
+        &key,
+        "loket-a",
+        &SecretString::from(suite.loket.issue_refresh_token(LOKET_USER).unwrap()),
+    )
+    .await
+    .unwrap();
+    registry
+        .put_connection(&Connection {
+            id: "unit4-b".to_owned(),
+            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
+                token_url: suite.unit4_token_url(),
+                scope: suite.unit4.config().scope.clone(),
+                api_base_url: suite.unit4_api_base_url(),
+                client_id: UNIT4_CLIENT_ID.to_owned(),
+                client_secret: key
+                    .seal(
+                        &SecretString::from(UNIT4_CLIENT_SECRET),
+                        &client_secret_context("unit4-b"),
+                    )
+                    .unwrap(),
+                paths: Unit4Paths::default(),
+            }),
+            poll_interval_seconds: 3600,
+            full_sync_interval_seconds: 3600,
+        })
+        .await
+        .unwrap();
+    tenants.point(TENANT_A, &hooks_a.webhook_url()).await;
+    tenants.point(TENANT_B, &hooks_b.webhook_url()).await;
+    let extractor = Extractor::from_config(&ExtractorConfig {
+        nats: nats.clone(),
+        namespace: Some(namespace.clone()),
+        secret_key: koppel_extract::SecretKeySource::Inline {
+            base64: SecretString::from(encoded_key.clone()),
+        },
+        ..ExtractorConfig::default()
+    })
+    .await
+    .unwrap();
+    for (connection, employer_key, recipient) in [
+        ("loket-a", "employer-a", TENANT_A),
+        ("unit4-b", "employer-b", TENANT_B),
+    ] {
+        let discovered = extractor.discover_employers(connection).await.unwrap();
+        let first = discovered.first().expect("the source has an employer");
+        registry
+            .put_employer(&EmployerRegistration {
+                employer_key: employer_key.to_owned(),
+                connection_id: connection.to_owned(),
+                source_employer_id: first.source_employer_id.clone(),
+                name: first.name.clone().unwrap_or_default(),
+                payroll_tax_number: first.payroll_tax_number.clone(),
+                recipients: vec![recipient.to_owned()],
+                removal_threshold_percent: 100,
+                enabled: true,
+            })
+            .await
+            .unwrap();
+    }
+
+    // Extraction and live delivery.
+    let mut event_ids: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let sync = |employer_key: &'static str| {
+        let extractor = &extractor;
+        let suite = &suite;
+        async move {
+            let today = suite.loket.with_world(koppel_sim::world::World::today);
+            extractor
+                .sync_employer_once(
+                    employer_key,
+                    &SyncOptions {
+                        reference_date: Some(today),
+                        ..SyncOptions::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .published
+                .iter()
+                .map(|event| event.event_id.to_string())
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    for employer_key in ["employer-a", "employer-b"] {
+        let published = sync(employer_key).await;
+        assert!(
+            published.len() > 5,
+            "{employer_key} published {}",
+            published.len()
+        );
+        event_ids.insert(employer_key, published);
+    }
+    let deliverer = tokio::spawn(koppel_deliver::run(
+        koppel_deliver::DelivererConfig {
+            nats: nats.clone(),
+            namespace: Some(namespace.clone()),
+            secret_key: koppel_deliver::SecretKeySource::Inline {
+                base64: SecretString::from(encoded_key.clone()),
+            },
+            retry: koppel_deliver::RetrySettings {
+                initial_backoff_millis: 20,
+                max_backoff_millis: 100,
+                max_attempts: 3,
+                ..koppel_deliver::RetrySettings::default()
+            },
+            ..koppel_deliver::DelivererConfig::default()
+        },
+        shutdown.clone(),
+    ));
+    let ids_a = event_ids["employer-a"].clone();
+    let ids_b = event_ids["employer-b"].clone();
+    let books_a = hooks_a.receiver.clone();
+    let books_b = hooks_b.receiver.clone();
+    eventually("tenant-a has A's events", Duration::from_secs(90), || {
+        let seen: BTreeSet<String> = received(&books_a).into_iter().map(|(id, _)| id).collect();
+        ids_a.is_subset(&seen)
+    })
+    .await;
+    eventually("tenant-b has B's events", Duration::from_secs(90), || {
+        let seen: BTreeSet<String> = received(&books_b).into_iter().map(|(id, _)| id).collect();
+        ids_b.is_subset(&seen)
+    })
+    .await;
+    tenants.drained(TENANT_A).await;
+    tenants.drained(TENANT_B).await;
+    let live_a = assert_only(&hooks_a.receiver, "employer-a", &ids_b, "live delivery");
+    assert_only(&hooks_b.receiver, "employer-b", &ids_a, "live delivery");
+
+    // Replay to tenant-a: everything it may have, and nothing when asked for B.
+    let replay = run_koppel(
+        "koppel replay tenant-a",
+        tenants.cli(&["replay", "--recipient", TENANT_A, "--from-seq", "1"]),
+    )
+    .await;
+    assert!(replay.success, "{}", replay.stderr);
+    let report = json_of(&replay);
+    assert_eq!(
+        report["delivered"].as_u64(),
+        Some(ids_a.len() as u64),
+        "the replay re-sent A's events: {report}"
+    );
+    let after_replay = assert_only(&hooks_a.receiver, "employer-a", &ids_b, "replay");
+    assert_eq!(
+        after_replay,
+        live_a + ids_a.len(),
+        "the replay reached tenant-a"
+    );
+    for employer in ["employer-b", "*", ">", "employer-a,employer-b"] {
+        let refused = run_koppel(
+            "koppel replay tenant-a --employer",
+            tenants.cli(&[
+                "replay",
+                "--recipient",
+                TENANT_A,
+                "--employer",
+                employer,
+                "--from-seq",
+                "1",
+            ]),
+        )
+        .await;
+        assert!(!refused.success, "replay of {employer} to tenant-a ran");
+        assert!(
+            refused.stderr.contains("not subscribed"),
+            "{employer}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        assert_only(&hooks_a.receiver, "employer-a", &ids_b, "refused replays"),
+        after_replay
+    );
+
+    // Dead letters for both tenants: their endpoints fail every request, the worlds move on.
+    let failing = koppel_sim::faults::FaultConfig {
+        server_error_per_mille: 1000,
+        ..koppel_sim::faults::FaultConfig::default()
+    };
+    hooks_a.receiver.configure_faults(failing.clone());
+    hooks_b.receiver.configure_faults(failing);
+    let mut new_a = BTreeSet::new();
+    let mut new_b = BTreeSet::new();
+    for _ in 0..30 {
+        suite.advance_days(1);
+        new_a.extend(sync("employer-a").await);
+        new_b.extend(sync("employer-b").await);
+        if !new_a.is_empty() && !new_b.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        !new_a.is_empty() && !new_b.is_empty(),
+        "both employers changed"
+    );
+    let all_b: BTreeSet<String> = ids_b.union(&new_b).cloned().collect();
+    let all_a: BTreeSet<String> = ids_a.union(&new_a).cloned().collect();
+    tenants.drained(TENANT_A).await;
+    tenants.drained(TENANT_B).await;
+    let letters_a = tenants.dead_letters(TENANT_A).await;
+    let letters_b = tenants.dead_letters(TENANT_B).await;
+    assert_eq!(
+        letters_a.len(),
+        new_a.len(),
+        "each new A event is a dead letter"
+    );
+    assert_eq!(
+        letters_b.len(),
+        new_b.len(),
+        "each new B event is a dead letter"
+    );
+    assert!(
+        letters_a
+            .iter()
+            .all(|letter| letter.employer_key == "employer-a")
+    );
+    assert!(
+        letters_b
+            .iter()
+            .all(|letter| letter.employer_key == "employer-b")
+    );
+    hooks_a
+        .receiver
+        .configure_faults(koppel_sim::faults::FaultConfig::default());
+    hooks_b
+        .receiver
+        .configure_faults(koppel_sim::faults::FaultConfig::default());
+    let before = assert_only(&hooks_a.receiver, "employer-a", &all_b, "dead-lettering");
+
+    // tenant-a's operator reaches for B's dead letters: by employer, by sequence, to show, to
+    // purge. Nothing is delivered, shown or removed.
+    let by_employer = run_koppel(
+        "koppel dlq retry tenant-a --employer employer-b",
+        tenants.cli(&[
+            "dlq",
+            "retry",
+            "--recipient",
+            TENANT_A,
+            "--employer",
+            "employer-b",
+        ]),
+    )
+    .await;
+    let report = json_of(&by_employer);
+    assert_eq!(report["delivered"].as_u64().unwrap_or(0), 0, "{report}");
+    let b_sequence = letters_b[0].dlq_sequence.to_string();
+    for arguments in [
+        vec!["dlq", "retry", "--recipient", TENANT_A, b_sequence.as_str()],
+        vec!["dlq", "show", "--recipient", TENANT_A, b_sequence.as_str()],
+    ] {
+        let attempt = run_koppel(
+            "koppel dlq <B's dead letter> as tenant-a",
+            tenants.cli(&arguments),
+        )
+        .await;
+        assert!(!attempt.success, "{arguments:?} succeeded");
+        assert!(
+            attempt
+                .stderr
+                .contains("does not exist or is not recipient tenant-a's"),
+            "{arguments:?}: {}",
+            attempt.stderr
+        );
+        assert!(
+            !attempt.stdout.contains("employee"),
+            "{arguments:?} showed an event"
+        );
+    }
+    let purge = run_koppel(
+        "koppel dlq purge <B's dead letter> as tenant-a",
+        tenants.cli(&[
+            "dlq",
+            "purge",
+            "--recipient",
+            TENANT_A,
+            b_sequence.as_str(),
+            "--reason",
+            "cross-tenant attempt",
+        ]),
+    )
+    .await;
+    assert_eq!(
+        json_of(&purge)["removed"].as_u64().unwrap_or(0),
+        0,
+        "purge as tenant-a removed B's dead letter: {}",
+        purge.stdout
+    );
+    assert_eq!(tenants.dead_letters(TENANT_B).await.len(), letters_b.len());
+    assert_eq!(
+        assert_only(&hooks_a.receiver, "employer-a", &all_b, "cross-tenant dlq"),
+        before
+    );
+
+    // Re-drive everything of tenant-a: A's dead letters arrive, B's stay where they are.
+    let everything = run_koppel(
+        "koppel dlq retry tenant-a",
+        tenants.cli(&["dlq", "retry", "--recipient", TENANT_A]),
+    )
+    .await;
+    assert!(everything.success, "{}", everything.stderr);
+    let report = json_of(&everything);
+    assert_eq!(
+        report["delivered"].as_u64(),
+        Some(new_a.len() as u64),
+        "{report}"
+    );
+    let seen_a: BTreeSet<String> = received(&hooks_a.receiver)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(new_a.is_subset(&seen_a), "A's re-driven events arrived");
+    assert!(tenants.dead_letters(TENANT_A).await.is_empty());
+    assert_eq!(tenants.dead_letters(TENANT_B).await.len(), letters_b.len());
+
+    // And tenant-b's own re-drive reaches tenant-b only.
+    let own = run_koppel(
+        "koppel dlq retry tenant-b",
+        tenants.cli(&["dlq", "retry", "--recipient", TENANT_B]),
+    )
+    .await;
+    assert!(own.success, "{}", own.stderr);
+    let seen_b: BTreeSet<String> = received(&hooks_b.receiver)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(new_b.is_subset(&seen_b), "B's re-driven events arrived");
+
+    // A full replay after all that, for good measure.
+    let replay = run_koppel(
+        "koppel replay tenant-a again",
+        tenants.cli(&["replay", "--recipient", TENANT_A, "--from-seq", "1"]),
+    )
+    .await;
+    assert!(replay.success, "{}", replay.stderr);
+    shutdown.cancel();
+    deliverer.await.unwrap().unwrap();
+    assert_only(&hooks_a.receiver, "employer-a", &all_b, "the end");
+    assert_only(&hooks_b.receiver, "employer-b", &all_a, "the end");
+    for running in [hooks_a, hooks_b] {
+        running.stop().await.unwrap();
+    }
+    suite.stop().await.unwrap();
+}
