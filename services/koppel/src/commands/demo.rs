@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use koppel_events::EventType;
 use koppel_extract::{Extractor, ExtractorConfig, SyncOptions, SyncOutcome, client_secret_context};
-use koppel_nats::read::{ReadSpec, StartAt, read_stream};
 use koppel_nats::{NatsSettings, Topology, TopologySettings};
 use koppel_registry::{
     Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Recipient,
@@ -33,8 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::DemoArgs;
 use crate::output::Output;
 
-const INSURER: &str = "insurer";
-const WEBHOOK: &str = "webhooks";
+use super::delivery_check::{INSURER, WEBHOOK};
 const LOKET_CONNECTION: &str = "loket-demo";
 const UNIT4_CONNECTION: &str = "unit4-demo";
 
@@ -306,7 +304,7 @@ async fn run_pipeline(
     // Let the deliverer drain, faults and all.
     output.text("Draining:    waiting for every recipient to receive its events...");
     for recipient in [INSURER, WEBHOOK] {
-        wait_until_drained(
+        super::delivery_check::wait_until_drained(
             &topology,
             recipient,
             Duration::from_secs(arguments.drain_timeout_seconds),
@@ -320,127 +318,12 @@ async fn run_pipeline(
     }
 
     // What reached each recipient, against what was published.
-    let registry_snapshot = registry.snapshot().await?;
-    let insurer_links = match registry_snapshot
-        .recipients
-        .get(INSURER)
-        .map(|recipient| &recipient.settings)
-    {
-        Some(RecipientSettings::PensionInsurer { employer_links, .. }) => employer_links.clone(),
-        _ => BTreeMap::new(),
-    };
-    let insurer_employers = koppel_deliver::recipient::insurer::employer_links(
-        INSURER,
-        &insurer_links,
-        &registry_snapshot,
-    );
-    let mut expected_at_insurer: BTreeSet<String> = BTreeSet::new();
-    let mut expected_at_webhook: BTreeSet<String> = BTreeSet::new();
-    let mut undecodable = 0u64;
-    let stream = topology.events_stream().await?;
-    let spec = ReadSpec {
-        filter_subjects: vec![topology.names.events_wildcard()],
-        start: StartAt::Beginning,
-        follow: false,
-    };
-    read_stream(&stream, &spec, |message| {
-        match koppel_events::decode(&message.payload) {
-            Ok(event) => {
-                let event_id = event.header().event_id.to_string();
-                if let koppel_deliver::recipient::insurer::Plan::Send(_) =
-                    koppel_deliver::recipient::insurer::plan(
-                        &event,
-                        insurer_employers.get(&event.header().employer_key),
-                    )
-                {
-                    expected_at_insurer.insert(event_id.clone());
-                }
-                // The webhook recipient receives every event of its employers.
-                expected_at_webhook.insert(event_id);
-            }
-            Err(_) => undecodable += 1,
-        }
-        true
-    })
-    .await?;
-    let dead_letters = |recipient: &'static str| {
-        let topology = topology.clone();
-        async move {
-            koppel_deliver::dlq::list(
-                &topology,
-                &koppel_deliver::dlq::DlqSelection::recipient(recipient),
-            )
-            .await
-            .map(|letters| {
-                letters
-                    .into_iter()
-                    .filter_map(|letter| letter.event_id)
-                    .collect::<BTreeSet<String>>()
-            })
-        }
-    };
-    let insurer_dead = dead_letters(INSURER).await?;
-    let webhook_dead = dead_letters(WEBHOOK).await?;
-    // What reached the insurer and got a final answer: applied, or a personal-data change for
-    // someone who is no participant there (koppel's deliverer settles that as filtered).
-    let insurer_applied: BTreeSet<String> = suite
-        .insurer
-        .received_requests()
-        .iter()
-        .filter(|request| {
-            matches!(
-                request.outcome,
-                koppel_sim::insurer::RequestOutcome::Applied { .. }
-            ) || (request.kind == koppel_sim::insurer::RequestKind::PersonalDataChange
-                && request.outcome
-                    == koppel_sim::insurer::RequestOutcome::Rejected {
-                        code: koppel_sim::insurer::RejectionCode::UnknownParticipant,
-                    })
-        })
-        .map(|request| request.idempotency_key.to_string())
-        .collect();
-    let webhook_accepted: BTreeSet<String> = suite
-        .webhook
-        .accepted_messages()
-        .iter()
-        .map(|message| message.webhook_id.clone())
-        .collect();
-    let insurer_summary = suite.insurer.summary();
-    let webhook_summary = suite.webhook.summary();
-    let insurer_missing: Vec<String> = expected_at_insurer
-        .iter()
-        .filter(|id| !insurer_applied.contains(*id) && !insurer_dead.contains(*id))
-        .cloned()
-        .collect();
-    let webhook_missing: Vec<String> = expected_at_webhook
-        .iter()
-        .filter(|id| !webhook_accepted.contains(*id) && !webhook_dead.contains(*id))
-        .cloned()
-        .collect();
-    for (recipient, missing) in [(INSURER, &insurer_missing), (WEBHOOK, &webhook_missing)] {
-        for event_id in missing {
-            let seen_as: Vec<String> = if recipient == INSURER {
-                suite
-                    .insurer
-                    .received_requests()
-                    .iter()
-                    .filter(|request| request.idempotency_key.to_string() == *event_id)
-                    .map(|request| {
-                        format!(
-                            "{:?} {:?} numiv {:?}",
-                            request.kind, request.outcome, request.income_relationship_number
-                        )
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            tracing::error!(recipient, %event_id, ?seen_as, "Published event neither delivered nor dead-lettered.");
-        }
-    }
-    tracing::info!(insurer_dead = ?insurer_dead, "Dead letters at the insurer.");
-    let insurer_lost = insurer_missing.len() as u64;
-    let webhook_lost = webhook_missing.len() as u64;
+    let check = super::delivery_check::check_delivery(&topology, &registry, &suite).await?;
+    let insurer_summary = check.insurer_summary.clone();
+    let webhook_summary = check.webhook_summary.clone();
+    let undecodable = check.undecodable;
+    let insurer_lost = check.insurer.missing.len() as u64;
+    let webhook_lost = check.webhook.missing.len() as u64;
 
     let mut faults = BTreeMap::new();
     for (name, counts) in [
@@ -492,8 +375,8 @@ async fn run_pipeline(
             (WEBHOOK.to_owned(), webhook_summary.duplicates),
         ]),
         dead_lettered: BTreeMap::from([
-            (INSURER.to_owned(), insurer_dead.len() as u64),
-            (WEBHOOK.to_owned(), webhook_dead.len() as u64),
+            (INSURER.to_owned(), check.insurer.dead_lettered),
+            (WEBHOOK.to_owned(), check.webhook.dead_lettered),
         ]),
         order_violations: BTreeMap::from([
             (INSURER.to_owned(), insurer_summary.order_violations),
@@ -545,35 +428,6 @@ impl Tally {
                 .entry(event.event_type.schema_name().to_owned())
                 .or_insert(0) += 1;
         }
-    }
-}
-
-/// Polls the recipient's consumer until nothing is pending or unacknowledged.
-async fn wait_until_drained(
-    topology: &Topology,
-    recipient: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let durable = topology.names.delivery_consumer(recipient)?;
-    let stream = topology.events_stream().await?;
-    loop {
-        if let Ok(mut consumer) = stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
-            .await
-            && let Ok(info) = consumer.info().await
-            && info.num_pending == 0
-            && info.num_ack_pending == 0
-        {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "recipient {recipient} did not drain within {} s",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand group, and the dispatch over them.
 
 pub mod connection;
+pub mod delivery_check;
 pub mod demo;
 pub mod dlq;
 pub mod export;
