@@ -8,6 +8,8 @@
 //!
 //! `KOPPEL_NATS_URL` skips the container and uses a server that is already running.
 
+pub mod cluster;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
