@@ -438,23 +438,7 @@ pub async fn sync_employer<S: Source>(
     }
 
     // Every event is acknowledged: now, and only now, the snapshot may move.
-    for plan in &planned {
-        match &plan.apply {
-            Apply::Employer(state) => snapshot.employer = Some(state.clone()),
-            Apply::Employee(id, state) => {
-                snapshot.employees.insert(id.clone(), state.clone());
-            }
-            Apply::Employment(id, state) => {
-                snapshot.employments.insert(id.clone(), state.clone());
-            }
-            Apply::RemoveEmployee(id) => {
-                snapshot.employees.remove(id);
-            }
-            Apply::RemoveEmployment(id) => {
-                snapshot.employments.remove(id);
-            }
-        }
-    }
+    apply_planned(&mut snapshot, &planned);
     update_layouts(&mut snapshot, &fetch)?;
     if emit_marker {
         snapshot.sync_revision += 1;
@@ -524,6 +508,27 @@ fn summary(event: &Event) -> EventSummary {
         entity_id: header.entity_id.clone(),
         employee_id: event.employee_id().map(str::to_owned),
         changed_fields: header.changed_fields.clone(),
+    }
+}
+
+/// Moves the snapshot by what each acknowledged event planned.
+fn apply_planned(snapshot: &mut Snapshot, planned: &[Planned]) {
+    for plan in planned {
+        match &plan.apply {
+            Apply::Employer(state) => snapshot.employer = Some(state.clone()),
+            Apply::Employee(id, state) => {
+                snapshot.employees.insert(id.clone(), state.clone());
+            }
+            Apply::Employment(id, state) => {
+                snapshot.employments.insert(id.clone(), state.clone());
+            }
+            Apply::RemoveEmployee(id) => {
+                snapshot.employees.remove(id);
+            }
+            Apply::RemoveEmployment(id) => {
+                snapshot.employments.remove(id);
+            }
+        }
     }
 }
 
@@ -899,3 +904,30 @@ pub fn counts_by_type(events: &[EventSummary]) -> BTreeMap<EventType, usize> {
     }
     counts
 }
+
+/// The events a first sync of `fetch` would publish, as [`sync_employer`] plans them (without
+/// the `SyncCompleted` marker): the fuzz targets' path from mapped entities to events.
+pub(crate) fn first_sync_events(
+    fetch: &SourceFetch,
+    source: SourceSystem,
+    employer_key: &str,
+    reference_date: NaiveDate,
+) -> Result<Vec<Event>, SyncError> {
+    let header = RunHeader {
+        source,
+        connection_id: "fuzz-connection",
+        employer_key,
+        run_id: "fuzz-run",
+        observed_at: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let planned = diff(
+        &header,
+        &Snapshot::empty(employer_key),
+        fetch,
+        reference_date,
+    )?;
+    Ok(planned.into_iter().map(|plan| plan.event).collect())
+}
+
+#[cfg(test)]
+mod diff_properties;

@@ -37,6 +37,8 @@
 
 pub mod access_token;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_source;
 pub mod lease;
 pub mod loket;

@@ -144,7 +144,7 @@ fn split<T>(
 }
 
 /// Maps what the three calls returned into one fetch.
-fn assemble(
+pub(crate) fn assemble(
     registration: &EmployerRegistration,
     werkgever: &Werkgever,
     werknemers: Vec<Result<Werknemer, RejectedItem>>,
