@@ -144,10 +144,17 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => {
             let reason = error.to_string();
+            // async-nats reports a certificate it does not trust as an IO error; it is a refusal
+            // to fix in the TLS settings, not a server to wait for.
+            let untrusted_certificate = reason.contains("certificate");
             match error.kind() {
                 async_nats::ConnectErrorKind::AuthorizationViolation
                 | async_nats::ConnectErrorKind::Authentication
                 | async_nats::ConnectErrorKind::Tls => Err(ConnectError::Refused { url, reason }),
+                _ if untrusted_certificate => Err(ConnectError::Refused {
+                    url,
+                    reason: format!("TLS: {reason}"),
+                }),
                 _ => Err(ConnectError::Unreachable {
                     url,
                     seconds,
