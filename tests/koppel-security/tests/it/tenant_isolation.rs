@@ -348,6 +348,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     .await;
     assert!(replay.success, "{}", replay.stderr);
     let report = json_of(&replay);
+    println!("replay tenant-a: {report}");
     assert_eq!(
         report["delivered"].as_u64(),
         Some(ids_a.len() as u64),
@@ -412,6 +413,15 @@ async fn a_recipient_never_receives_another_employers_events() {
     tenants.drained(TENANT_B).await;
     let letters_a = tenants.dead_letters(TENANT_A).await;
     let letters_b = tenants.dead_letters(TENANT_B).await;
+    println!(
+        "first sync: A {} events, B {}; later: A {}, B {}; dead letters: tenant-a {}, tenant-b {}",
+        ids_a.len(),
+        ids_b.len(),
+        new_a.len(),
+        new_b.len(),
+        letters_a.len(),
+        letters_b.len()
+    );
     assert_eq!(
         letters_a.len(),
         new_a.len(),
@@ -512,6 +522,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     .await;
     assert!(everything.success, "{}", everything.stderr);
     let report = json_of(&everything);
+    println!("dlq retry tenant-a: {report}");
     assert_eq!(
         report["delivered"].as_u64(),
         Some(new_a.len() as u64),
