@@ -29,8 +29,8 @@ use crate::support::*;
 
 const SEED: u64 = 11;
 const EMPLOYERS: usize = 2;
-const EMPLOYEES: usize = 8;
-const DAYS: u32 = 6;
+const EMPLOYEES: usize = 10;
+const DAYS: u32 = 30;
 /// Every koppel crate at trace, everything else at debug: every log line the code can write.
 const LOG_FILTER: &str = "debug,koppel=trace,koppel_events=trace,koppel_nats=trace,koppel_runtime=trace,koppel_registry=trace,koppel_sim=trace,koppel_extract=trace,koppel_deliver=trace";
 
@@ -335,6 +335,14 @@ async fn demo_output_leaks_no_secret() {
 
     let mut needles = credential_needles();
     needles.extend(bsn_needles(&bsns));
+    // Positive control: the same scan over the output that shows BSNs on purpose finds them.
+    let mut control = ScanReport::default();
+    control.scan("tail --show-pii", &pii.stdout, &needles, &SHAPES);
+    assert!(
+        control.hits.len() > 10,
+        "the scan finds the BSNs --show-pii prints: {} hits",
+        control.hits.len()
+    );
     let mut report = ScanReport::default();
     for captured in &outputs {
         report.scan(&captured.label, &captured.all(), &needles, &SHAPES);
