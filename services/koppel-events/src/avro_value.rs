@@ -125,6 +125,14 @@ pub(crate) fn decimal_from_value(
     let mut buffer = if negative { [0xFFu8; 16] } else { [0u8; 16] };
     buffer[16 - bytes.len()..].copy_from_slice(&bytes);
     let mantissa = i128::from_be_bytes(buffer);
+    // The bytes can hold more digits than the schema's precision allows; such a datum is
+    // invalid, and accepting it would yield an event that cannot be encoded again.
+    if mantissa.unsigned_abs() > 10u128.pow(shape.precision) - 1 {
+        return Err(DecodeError::Field {
+            field,
+            reason: "decimal has more digits than the schema's precision",
+        });
+    }
     Decimal::try_from_i128_with_scale(mantissa, shape.scale).map_err(|_| DecodeError::Field {
         field,
         reason: "decimal out of range",

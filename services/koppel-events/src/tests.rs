@@ -203,6 +203,35 @@ fn decimals_that_would_lose_precision_are_refused() {
     ));
 }
 
+/// Found by the `event_decoding` fuzz target: a payload whose salary amount has 19 digits
+/// decoded, and the event then could not be encoded again. A decimal beyond its schema's
+/// precision is now a decode error.
+#[test]
+fn decimals_beyond_the_precision_are_refused_on_decode() {
+    let ten_pow_18: i128 = 10i128.pow(18);
+    let too_many_digits = apache_avro::types::Value::Bytes(ten_pow_18.to_be_bytes()[8..].to_vec());
+    assert!(matches!(
+        avro_value::decimal_from_value("amount", too_many_digits, MONEY_DECIMAL),
+        Err(DecodeError::Field {
+            field: "amount",
+            ..
+        })
+    ));
+    let largest = apache_avro::types::Value::Bytes((ten_pow_18 - 1).to_be_bytes()[8..].to_vec());
+    assert!(avro_value::decimal_from_value("amount", largest, MONEY_DECIMAL).is_ok());
+    let negative = apache_avro::types::Value::Bytes((-ten_pow_18).to_be_bytes()[8..].to_vec());
+    assert!(avro_value::decimal_from_value("amount", negative, MONEY_DECIMAL).is_err());
+
+    let crash = include_bytes!("testdata/fuzz-money-beyond-precision.avro");
+    assert!(matches!(
+        decode(crash),
+        Err(DecodeError::Field {
+            field: "amount",
+            ..
+        })
+    ));
+}
+
 #[test]
 fn decimal_shapes_match_the_schemas() {
     let json = &catalog()
