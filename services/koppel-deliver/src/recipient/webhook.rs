@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use koppel_events::{Event, EventType};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretSlice};
+use serde::Serialize;
 use sha2::Sha256;
 
 use super::{DeliveryRequest, is_retryable_status, one_line, transport_failure};
@@ -94,32 +95,77 @@ pub fn message_type(event_type: EventType) -> &'static str {
 /// The JSON body. `data` is the event as JSON plus `employer_key` and `employee_id` at its top
 /// level: the receiver's order key. `timestamp` is when koppel observed the change, not the
 /// attempt, so every retry sends the same bytes (only the signature headers change).
+///
+/// Serialized in one pass straight from the event. Going through `serde_json::Value` first (a
+/// tree of maps, one allocation per field) took a fifth of the deliverer's CPU in the delivery
+/// benchmark's profile.
 pub fn webhook_body(event: &Event) -> Result<Vec<u8>, serde_json::Error> {
     let header = event.header();
-    let tagged = serde_json::to_value(event)?;
-    let mut data = match tagged {
-        serde_json::Value::Object(mut tagged) => tagged
-            .remove("data")
-            .unwrap_or(serde_json::Value::Object(serde_json::Map::new())),
-        other => other,
-    };
-    if let serde_json::Value::Object(data) = &mut data {
-        data.insert(
-            "employer_key".to_owned(),
-            serde_json::Value::String(header.employer_key.clone()),
-        );
-        if let Some(employee_id) = event.employee_id() {
-            data.insert(
-                "employee_id".to_owned(),
-                serde_json::Value::String(employee_id.to_owned()),
-            );
+    let timestamp = header
+        .observed_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let employer_key = header.employer_key.as_str();
+    let employee_id = event.employee_id();
+    let message_type = message_type(event.event_type());
+    match event {
+        Event::EmployerUpserted(inner) => {
+            body_of(message_type, &timestamp, inner, employer_key, employee_id)
+        }
+        Event::EmployeeCreated(inner)
+        | Event::EmployeeUpdated(inner)
+        | Event::EmployeeRemoved(inner) => {
+            body_of(message_type, &timestamp, inner, employer_key, employee_id)
+        }
+        Event::EmploymentStarted(inner)
+        | Event::EmploymentChanged(inner)
+        | Event::EmploymentEnded(inner) => {
+            body_of(message_type, &timestamp, inner, employer_key, employee_id)
+        }
+        Event::SyncCompleted(inner) => {
+            body_of(message_type, &timestamp, inner, employer_key, employee_id)
         }
     }
-    serde_json::to_vec(&serde_json::json!({
-        "type": message_type(event.event_type()),
-        "timestamp": header.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    }))
+}
+
+/// `{type, timestamp, data}`, with `data` the event's own fields followed by the order key.
+#[derive(Serialize)]
+struct WebhookMessage<'a, Inner: Serialize> {
+    #[serde(rename = "type")]
+    message_type: &'static str,
+    timestamp: &'a str,
+    data: WebhookData<'a, Inner>,
+}
+
+#[derive(Serialize)]
+struct WebhookData<'a, Inner: Serialize> {
+    #[serde(flatten)]
+    event: &'a Inner,
+    employer_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    employee_id: Option<&'a str>,
+}
+
+fn body_of<Inner: Serialize>(
+    message_type: &'static str,
+    timestamp: &str,
+    event: &Inner,
+    employer_key: &str,
+    employee_id: Option<&str>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut body = Vec::with_capacity(2_048);
+    serde_json::to_writer(
+        &mut body,
+        &WebhookMessage {
+            message_type,
+            timestamp,
+            data: WebhookData {
+                event,
+                employer_key,
+                employee_id,
+            },
+        },
+    )?;
+    Ok(body)
 }
 
 /// A Standard Webhooks endpoint.
@@ -280,5 +326,19 @@ mod tests {
             body["data"]["header"]["event_id"],
             event.header().event_id.to_string()
         );
+    }
+
+    /// The one-pass body is the same JSON as the event's own serde form (the tagged enum's
+    /// `data`) with the order key added: no field lost, renamed or duplicated.
+    #[test]
+    fn the_body_is_the_event_json_plus_the_order_key() {
+        let event = sample::employment_changed(3);
+        let body: serde_json::Value =
+            serde_json::from_slice(&webhook_body(&event).unwrap()).unwrap();
+        let mut expected = serde_json::to_value(&event).unwrap()["data"].clone();
+        expected["employer_key"] = serde_json::Value::from("loket-acme-1001");
+        expected["employee_id"] = serde_json::Value::from("emp-000003");
+        assert_eq!(body["data"], expected);
+        assert_eq!(body.as_object().unwrap().len(), 3);
     }
 }
