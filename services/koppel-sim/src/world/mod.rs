@@ -484,6 +484,12 @@ impl World {
         &self.config
     }
 
+    /// Changes the daily mutation rates from now on (a scenario that needs a busier world
+    /// than the suite generates, such as the chaos suite).
+    pub fn set_rates(&mut self, rates: MutationRates) {
+        self.config.rates = rates;
+    }
+
     /// The simulated current day.
     pub fn today(&self) -> NaiveDate {
         self.today

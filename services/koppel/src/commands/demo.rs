@@ -33,8 +33,8 @@ use crate::cli::DemoArgs;
 use crate::output::Output;
 
 use super::delivery_check::{INSURER, WEBHOOK};
-const LOKET_CONNECTION: &str = "loket-demo";
-const UNIT4_CONNECTION: &str = "unit4-demo";
+pub const LOKET_CONNECTION: &str = "loket-demo";
+pub const UNIT4_CONNECTION: &str = "unit4-demo";
 
 #[derive(Debug, Serialize)]
 pub struct EmployerFigures {

@@ -1,0 +1,701 @@
+//! The pipeline under chaos: simulators in this process (real HTTP on 127.0.0.1), onboarding
+//! as `koppel demo` does it, and `koppel extractor` and `koppel deliverer` as real child
+//! processes that a scenario kills and restarts. The world advances one simulated day at a
+//! time; each day's ground truth is recorded with the stream sequence it starts at, so the
+//! verifier can compare each day's events with that day's changes.
+//!
+//! Synchronisation is by condition, never by sleeping: "caught up" means every change of the
+//! last day has its event in the stream; "drained" means every recipient consumer has nothing
+//! pending and nothing unacknowledged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use koppel::commands::delivery_check::{INSURER, WEBHOOK, check_delivery};
+use koppel::commands::demo::{LOKET_CONNECTION, UNIT4_CONNECTION, onboard};
+use koppel_events::EventType;
+use koppel_extract::{Extractor, ExtractorConfig};
+use koppel_nats::read::{ReadSpec, StartAt, read_stream};
+use koppel_nats::{NatsSettings, Topology, TopologySettings};
+use koppel_registry::{Registry, SecretKey};
+use koppel_sim::faults::FaultConfig;
+use koppel_sim::ground_truth::{ExpectedEvents, compare, expected_events};
+use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
+use koppel_sim::world::{MutationRates, WorldChange};
+use tokio_util::sync::CancellationToken;
+
+use crate::observer::PublishObserver;
+use crate::process::{WorkerProcess, koppel_binary};
+use crate::report::ChaosReport;
+
+/// The recipients every pipeline has (as `koppel demo` onboards them).
+pub const RECIPIENTS: [&str; 2] = [INSURER, WEBHOOK];
+
+/// How a pipeline is built. `PipelineOptions::new` gives a small world and fast retries.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The scenario's name, in the verdict line.
+    pub scenario: String,
+    /// NATS URL(s), comma separated, as the workers get them.
+    pub nats_url: String,
+    /// Stream and bucket replicas: 1 on a single server, 3 on a cluster.
+    pub replicas: usize,
+    pub seed: u64,
+    pub employers_per_source: usize,
+    pub employees_per_employer: usize,
+    /// The deliverer's ack wait: how soon a killed deliverer's messages are redelivered.
+    pub ack_wait_seconds: u64,
+    pub retry_initial_backoff_millis: u64,
+    pub retry_max_backoff_millis: u64,
+    /// Large, so that an outage does not dead-letter (dead letters would still count as not
+    /// lost, per the guarantee).
+    pub retry_max_attempts: u32,
+    /// The deadline of every wait (first sync, caught up, drained).
+    pub wait_timeout: Duration,
+    /// Faults the insurer and webhook simulators inject from the start (before the first
+    /// sync is delivered); a scenario changes them later through `suite`.
+    pub insurer_faults: FaultConfig,
+    pub webhook_faults: FaultConfig,
+    /// Faults both sources (Loket and Unit4) inject from the start.
+    pub source_faults: FaultConfig,
+    /// Daily mutation rates of both worlds; [`chaos_rates`] by default, so a small world
+    /// changes a handful of entities every simulated day.
+    pub rates: MutationRates,
+}
+
+/// Three times koppel-sim's busy rates: about a third of a small world's employees change per
+/// simulated day, every kind of change included.
+pub fn chaos_rates() -> MutationRates {
+    let busy = MutationRates::busy();
+    MutationRates {
+        hires_per_100k_per_day: busy.hires_per_100k_per_day * 3,
+        leavers_per_100k_per_day: busy.leavers_per_100k_per_day * 3,
+        department_changes_per_100k_per_day: busy.department_changes_per_100k_per_day * 3,
+        job_changes_per_100k_per_day: busy.job_changes_per_100k_per_day * 3,
+        hours_changes_per_100k_per_day: busy.hours_changes_per_100k_per_day * 3,
+        salary_raises_per_100k_per_day: busy.salary_raises_per_100k_per_day * 3,
+        marriages_per_100k_per_day: busy.marriages_per_100k_per_day * 3,
+        manager_changes_per_100k_departments_per_day: busy
+            .manager_changes_per_100k_departments_per_day
+            * 3,
+    }
+}
+
+impl PipelineOptions {
+    pub fn new(scenario: &str, nats_url: &str) -> Self {
+        PipelineOptions {
+            scenario: scenario.to_owned(),
+            nats_url: nats_url.to_owned(),
+            replicas: 1,
+            seed: 11,
+            employers_per_source: 2,
+            employees_per_employer: 8,
+            ack_wait_seconds: 5,
+            retry_initial_backoff_millis: 50,
+            retry_max_backoff_millis: 1_000,
+            retry_max_attempts: 100_000,
+            wait_timeout: Duration::from_secs(180),
+            insurer_faults: FaultConfig::default(),
+            webhook_faults: FaultConfig::default(),
+            source_faults: FaultConfig::default(),
+            rates: chaos_rates(),
+        }
+    }
+}
+
+/// One decoded event of the stream, as the verifier needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedEvent {
+    pub stream_sequence: u64,
+    pub event_id: String,
+    pub event_type: EventType,
+    pub connection_id: String,
+    pub employer_key: String,
+    pub entity_id: String,
+    pub changed_fields: Vec<String>,
+}
+
+/// One simulated day: its ground truth and the first stream sequence its events can have.
+#[derive(Debug, Clone)]
+struct DayRecord {
+    first_sequence: u64,
+    loket: Vec<WorldChange>,
+    unit4: Vec<WorldChange>,
+}
+
+/// The running pipeline. Call [`ChaosPipeline::stop`] at the end; dropping it kills the
+/// workers and stops the simulators too.
+#[derive(Debug)]
+pub struct ChaosPipeline {
+    pub options: PipelineOptions,
+    pub suite: SimulatorSuite,
+    pub topology: Topology,
+    pub registry: Registry,
+    /// (employer key, connection id) of every onboarded employer.
+    pub employers: Vec<(String, String)>,
+    pub extractor: WorkerProcess,
+    pub deliverer: WorkerProcess,
+    pub observer: PublishObserver,
+    /// Config files, the secret key and worker logs.
+    pub workdir: PathBuf,
+    pub namespace: String,
+    days: Vec<DayRecord>,
+    caught_up: bool,
+    /// From starting the workers to the first full sync of every employer in the stream.
+    pub first_sync_took: Duration,
+    /// Keeps the onboarding extractor (and its NATS connection) for the pipeline's life.
+    _onboarding: Extractor,
+    shutdown: CancellationToken,
+}
+
+impl ChaosPipeline {
+    /// Builds the topology, starts the simulators, onboards two connections (Loket, Unit4)
+    /// with every employer linked to the insurer and the webhook receiver, starts the
+    /// publish observer and both worker processes, and waits until the first full sync of
+    /// every employer is in the stream.
+    pub async fn start(options: PipelineOptions) -> anyhow::Result<Self> {
+        let binary = koppel_binary()?;
+        let namespace = format!("chaos{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let workdir = std::env::temp_dir().join(format!("koppel-{namespace}"));
+        std::fs::create_dir_all(&workdir)?;
+        let key_file = workdir.join("secret.key");
+        std::fs::write(&key_file, SecretKey::generate_base64()?)?;
+        let key = SecretKey::from_file(&key_file)?;
+        let shutdown = CancellationToken::new();
+
+        let nats = NatsSettings {
+            url: options.nats_url.clone(),
+            client_name: Some("koppel-chaos-harness".to_owned()),
+            ..NatsSettings::default()
+        };
+        let topology_settings = TopologySettings {
+            replicas: options.replicas,
+            ..TopologySettings::default()
+        };
+        let client = koppel_nats::connect(&nats)
+            .await
+            .context("cannot connect to NATS")?;
+        let names = koppel_events::Names::namespaced(&namespace)?;
+        let topology = Topology::ensure(
+            async_nats::jetstream::new(client.clone()),
+            names,
+            &topology_settings,
+        )
+        .await?;
+        let registry = Registry::new(topology.registry.clone());
+        let suite = SimulatorSuite::start(
+            &SuiteConfig::local(
+                options.seed,
+                options.employers_per_source,
+                options.employees_per_employer,
+            ),
+            shutdown.clone(),
+        )
+        .await?;
+        suite
+            .insurer
+            .configure_faults(options.insurer_faults.clone());
+        suite
+            .webhook
+            .configure_faults(options.webhook_faults.clone());
+        let onboarding = Extractor::from_config(&ExtractorConfig {
+            nats: nats.clone(),
+            topology: topology_settings.clone(),
+            namespace: Some(namespace.clone()),
+            secret_key: koppel_extract::SecretKeySource::File {
+                path: key_file.clone(),
+            },
+            ..ExtractorConfig::default()
+        })
+        .await?;
+        // Poll every second: a running extractor picks up each simulated day at once.
+        let onboarded = onboard(&suite, &topology, &registry, &key, &onboarding, (1, 1)).await?;
+        let observer = PublishObserver::start(client, topology.names.events_wildcard()).await?;
+
+        let extractor_config = workdir.join("extractor.toml");
+        std::fs::write(&extractor_config, extractor_toml(&options))?;
+        let deliverer_config = workdir.join("deliverer.toml");
+        std::fs::write(&deliverer_config, deliverer_toml(&options))?;
+        let worker = |name: &str, config: &PathBuf| -> anyhow::Result<WorkerProcess> {
+            let arguments: Vec<OsString> = vec![
+                "--config".into(),
+                config.into(),
+                "--nats-url".into(),
+                options.nats_url.clone().into(),
+                "--namespace".into(),
+                namespace.clone().into(),
+                name.into(),
+                "--ops-listen".into(),
+                "127.0.0.1:0".into(),
+            ];
+            WorkerProcess::spawn(
+                name,
+                &binary,
+                arguments,
+                vec![("KOPPEL_SECRET_KEY_FILE".into(), key_file.clone().into())],
+                workdir.join(format!("{name}.log")),
+            )
+        };
+        let workers_started = Instant::now();
+        let extractor = worker("extractor", &extractor_config)?;
+        let deliverer = worker("deliverer", &deliverer_config)?;
+
+        let mut pipeline = ChaosPipeline {
+            options,
+            suite,
+            topology,
+            registry,
+            employers: onboarded.employers,
+            extractor,
+            deliverer,
+            observer,
+            workdir,
+            namespace,
+            days: Vec::new(),
+            caught_up: true,
+            first_sync_took: Duration::ZERO,
+            _onboarding: onboarding,
+            shutdown,
+        };
+        pipeline.wait_first_sync().await?;
+        pipeline.first_sync_took = workers_started.elapsed();
+        Ok(pipeline)
+    }
+
+    /// Waits until every employer has a `SyncCompleted` in the stream: the first full sync.
+    async fn wait_first_sync(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.options.wait_timeout;
+        loop {
+            let (events, _) = self.read_events(1).await?;
+            let synced: BTreeSet<&str> = events
+                .iter()
+                .filter(|event| event.event_type == EventType::SyncCompleted)
+                .map(|event| event.employer_key.as_str())
+                .collect();
+            if self
+                .employers
+                .iter()
+                .all(|(employer, _)| synced.contains(employer.as_str()))
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the first sync did not complete for every employer within {} s (done: {synced:?})\n{}",
+                    self.options.wait_timeout.as_secs(),
+                    self.worker_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The events stream's last sequence (0 when empty).
+    pub async fn last_sequence(&self) -> anyhow::Result<u64> {
+        let mut stream = self.topology.events_stream().await?;
+        Ok(stream.info().await?.state.last_sequence)
+    }
+
+    /// Advances both source worlds by one simulated day and records its ground truth.
+    /// Returns the number of entities it changed (expected events). The previous day must be
+    /// caught up first ([`ChaosPipeline::wait_caught_up`]): each day's events are told apart
+    /// by stream sequence.
+    pub async fn advance_day(&mut self) -> anyhow::Result<u64> {
+        if !self.caught_up {
+            bail!("advance_day called before the previous day was caught up");
+        }
+        let first_sequence = self.last_sequence().await? + 1;
+        let (loket, unit4) = self.suite.advance_days(1);
+        let changes = (expected_events(&loket).len() + expected_events(&unit4).len()) as u64;
+        self.days.push(DayRecord {
+            first_sequence,
+            loket,
+            unit4,
+        });
+        self.caught_up = false;
+        Ok(changes)
+    }
+
+    /// Simulated days advanced so far.
+    pub fn days(&self) -> u32 {
+        u32::try_from(self.days.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Reads the stream from `from_sequence` to its current end, decoded. Returns the events
+    /// and the number of messages that did not decode.
+    pub async fn read_events(
+        &self,
+        from_sequence: u64,
+    ) -> anyhow::Result<(Vec<ObservedEvent>, u64)> {
+        let stream = self.topology.events_stream().await?;
+        let spec = ReadSpec {
+            filter_subjects: vec![self.topology.names.events_wildcard()],
+            start: StartAt::Sequence(from_sequence.max(1)),
+            follow: false,
+        };
+        let mut events = Vec::new();
+        let mut undecodable = 0u64;
+        read_stream(&stream, &spec, |message| {
+            match koppel_events::decode(&message.payload) {
+                Ok(event) => {
+                    let header = event.header();
+                    events.push(ObservedEvent {
+                        stream_sequence: message.stream_sequence,
+                        event_id: header.event_id.to_string(),
+                        event_type: header.event_type,
+                        connection_id: header.connection_id.clone(),
+                        employer_key: header.employer_key.clone(),
+                        entity_id: header.entity_id.clone(),
+                        changed_fields: header.changed_fields.clone(),
+                    });
+                }
+                Err(_) => undecodable += 1,
+            }
+            true
+        })
+        .await?;
+        Ok((events, undecodable))
+    }
+
+    /// Ground-truth problems of day `index` (0-based) against `events` (the stream from at
+    /// least that day's first sequence): lines containing ": missing " are losses.
+    fn day_problems(&self, index: usize, events: &[ObservedEvent]) -> Vec<String> {
+        let Some(day) = self.days.get(index) else {
+            return Vec::new();
+        };
+        let end = self
+            .days
+            .get(index + 1)
+            .map_or(u64::MAX, |next| next.first_sequence);
+        let mut emitted: HashMap<&str, ExpectedEvents> = HashMap::new();
+        for event in events.iter().filter(|event| {
+            event.stream_sequence >= day.first_sequence && event.stream_sequence < end
+        }) {
+            if matches!(
+                event.event_type,
+                EventType::SyncCompleted | EventType::EmployerUpserted
+            ) {
+                continue;
+            }
+            let entry = emitted
+                .entry(event.connection_id.as_str())
+                .or_default()
+                .entry(event.entity_id.clone())
+                .or_insert_with(|| (event.event_type, BTreeSet::new()));
+            entry.1.extend(event.changed_fields.iter().cloned());
+        }
+        let mut problems = Vec::new();
+        for (connection, changes) in [
+            (LOKET_CONNECTION, &day.loket),
+            (UNIT4_CONNECTION, &day.unit4),
+        ] {
+            problems.extend(compare(
+                &format!("day {} {connection}", index + 1),
+                &expected_events(changes),
+                emitted.get(connection).unwrap_or(&ExpectedEvents::new()),
+            ));
+        }
+        problems
+    }
+
+    /// Waits until every change of the last simulated day has its event in the stream.
+    /// Returns how long that took. Fails (with the missing changes and the worker logs) at
+    /// the deadline.
+    pub async fn wait_caught_up(&mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let Some(index) = self.days.len().checked_sub(1) else {
+            self.caught_up = true;
+            return Ok(started.elapsed());
+        };
+        let from = self.days[index].first_sequence;
+        loop {
+            let (events, _) = self.read_events(from).await?;
+            let missing: Vec<String> = self
+                .day_problems(index, &events)
+                .into_iter()
+                .filter(|problem| problem.contains(": missing "))
+                .collect();
+            if missing.is_empty() {
+                self.caught_up = true;
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= self.options.wait_timeout {
+                bail!(
+                    "{}: the extractor did not catch up with day {} within {} s; missing:\n{}\n{}",
+                    self.options.scenario,
+                    index + 1,
+                    self.options.wait_timeout.as_secs(),
+                    missing.join("\n"),
+                    self.worker_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Messages pending plus unacknowledged on `recipient`'s consumer (`None` before the
+    /// deliverer created it).
+    pub async fn backlog(&self, recipient: &str) -> anyhow::Result<Option<u64>> {
+        let durable = self.topology.names.delivery_consumer(recipient)?;
+        let stream = self.topology.events_stream().await?;
+        let Ok(mut consumer) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
+            .await
+        else {
+            return Ok(None);
+        };
+        let info = consumer.info().await?;
+        Ok(Some(
+            info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0),
+        ))
+    }
+
+    /// Waits until every recipient's consumer has nothing pending and nothing unacknowledged.
+    pub async fn wait_drained(&self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let mut drained = true;
+            for recipient in RECIPIENTS {
+                if self.backlog(recipient).await.ok().flatten() != Some(0) {
+                    drained = false;
+                }
+            }
+            if drained {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= self.options.wait_timeout {
+                let mut backlog = Vec::new();
+                for recipient in RECIPIENTS {
+                    backlog.push(format!("{recipient}: {:?}", self.backlog(recipient).await));
+                }
+                bail!(
+                    "{}: the recipients did not drain within {} s ({})\n{}",
+                    self.options.scenario,
+                    self.options.wait_timeout.as_secs(),
+                    backlog.join(", "),
+                    self.worker_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `timeout` passes.
+    pub async fn wait_for<F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut condition: F,
+    ) -> anyhow::Result<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    {
+        let started = Instant::now();
+        loop {
+            if condition().await? {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= timeout {
+                bail!(
+                    "{}: timed out after {} s waiting for {what}\n{}",
+                    self.options.scenario,
+                    timeout.as_secs(),
+                    self.worker_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The snapshot's sync revision of `employer_key`: it moves only when a run saved its
+    /// snapshot, which is after every event of the run was acknowledged.
+    pub async fn snapshot_revision(&self, employer_key: &str) -> anyhow::Result<i64> {
+        Ok(
+            koppel_extract::snapshot::Snapshot::load(&self.topology.snapshots, employer_key)
+                .await?
+                .sync_revision,
+        )
+    }
+
+    /// Snapshot revisions of every employer.
+    pub async fn snapshot_revisions(&self) -> anyhow::Result<BTreeMap<String, i64>> {
+        let mut revisions = BTreeMap::new();
+        for (employer, _) in &self.employers {
+            revisions.insert(employer.clone(), self.snapshot_revision(employer).await?);
+        }
+        Ok(revisions)
+    }
+
+    /// Compares everything: each simulated day's ground truth with that day's events in the
+    /// stream, and the whole stream with what each recipient simulator received or
+    /// dead-lettered. Call it after [`ChaosPipeline::wait_caught_up`] and
+    /// [`ChaosPipeline::wait_drained`].
+    pub async fn verify(&self, time_to_recover: Duration) -> anyhow::Result<ChaosReport> {
+        let (events, undecodable) = self.read_events(1).await?;
+        let mut problems = Vec::new();
+        let mut ground_truth_changes = 0u64;
+        for (index, day) in self.days.iter().enumerate() {
+            ground_truth_changes +=
+                (expected_events(&day.loket).len() + expected_events(&day.unit4).len()) as u64;
+            problems.extend(self.day_problems(index, &events));
+        }
+        let lost_in_extraction = problems
+            .iter()
+            .filter(|problem| problem.contains(": missing "))
+            .count() as u64;
+        let ground_truth_mismatches = problems.len() as u64 - lost_in_extraction;
+
+        let check = check_delivery(&self.topology, &self.registry, &self.suite).await?;
+        for (recipient, side) in [(INSURER, &check.insurer), (WEBHOOK, &check.webhook)] {
+            problems.extend(
+                side.missing
+                    .iter()
+                    .map(|event_id| format!("{recipient}: never received {event_id}")),
+            );
+        }
+        if undecodable > 0 {
+            problems.push(format!("{undecodable} stream messages do not decode"));
+        }
+        let per_recipient = |insurer: u64, webhook: u64| {
+            BTreeMap::from([(INSURER.to_owned(), insurer), (WEBHOOK.to_owned(), webhook)])
+        };
+        let publishes = self.observer.counts();
+        let mut report = ChaosReport {
+            scenario: self.options.scenario.clone(),
+            days: self.days(),
+            ground_truth_changes,
+            events_in_stream: events.len() as u64 + undecodable,
+            lost_in_extraction,
+            lost_in_delivery: per_recipient(
+                check.insurer.missing.len() as u64 + undecodable,
+                check.webhook.missing.len() as u64 + undecodable,
+            ),
+            order_violations: per_recipient(
+                check.insurer.order_violations,
+                check.webhook.order_violations,
+            ),
+            duplicates_absorbed_at_publish: publishes.repeats(),
+            duplicates_absorbed_by_recipient: per_recipient(
+                check.insurer.duplicates,
+                check.webhook.duplicates,
+            ),
+            duplicates_with_different_body: check.webhook_summary.duplicates_with_different_body,
+            dead_lettered: per_recipient(check.insurer.dead_lettered, check.webhook.dead_lettered),
+            delivered: per_recipient(check.insurer.delivered, check.webhook.delivered),
+            ground_truth_mismatches,
+            time_to_recover,
+            figures: BTreeMap::new(),
+            problems,
+        };
+        report
+            .figure("publishes observed", publishes.messages)
+            .figure(
+                "first full sync took",
+                crate::seconds_text(self.first_sync_took),
+            )
+            .figure("extractor starts", self.extractor.starts())
+            .figure("deliverer starts", self.deliverer.starts());
+        Ok(report)
+    }
+
+    /// The tail of both workers' logs.
+    pub fn worker_logs(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.extractor.log_tail(40),
+            self.deliverer.log_tail(40)
+        )
+    }
+
+    /// Panics with the report and the workers' logs unless the report passed.
+    #[track_caller]
+    pub fn assert_pass(&self, report: &ChaosReport) {
+        assert!(report.passed(), "{}\n{}", report.text(), self.worker_logs());
+    }
+
+    /// Kills both workers, stops the simulators and removes the work directory.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for worker in [&mut self.extractor, &mut self.deliverer] {
+            if worker.is_running() {
+                worker.kill_9()?;
+            }
+        }
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.workdir);
+        Ok(())
+    }
+}
+
+impl Drop for ChaosPipeline {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn extractor_toml(options: &PipelineOptions) -> String {
+    format!(
+        r#"# Written by the chaos harness.
+[nats]
+url = "{url}"
+client_name = "koppel-chaos-extractor"
+initial_connect_timeout = 0
+
+[topology]
+replicas = {replicas}
+
+[publisher]
+retry_for_seconds = 120
+
+[http]
+timeout_seconds = 10
+
+[extraction]
+# A fixed replica id: a restarted extractor takes over its own leases at once, as a
+# StatefulSet pod would, instead of waiting for them to expire.
+replica_id = "chaos-extractor"
+lease_seconds = 60
+tick_milliseconds = 100
+max_concurrent_employers = 4
+"#,
+        url = options.nats_url,
+        replicas = options.replicas,
+    )
+}
+
+fn deliverer_toml(options: &PipelineOptions) -> String {
+    format!(
+        r#"# Written by the chaos harness.
+[nats]
+url = "{url}"
+client_name = "koppel-chaos-deliverer"
+initial_connect_timeout = 0
+
+[topology]
+replicas = {replicas}
+
+[http]
+timeout_seconds = 5
+
+[retry]
+initial_backoff_millis = {initial}
+max_backoff_millis = {max}
+jitter = true
+max_attempts = {attempts}
+max_age_seconds = 3600
+
+[consumer]
+ack_wait_seconds = {ack_wait}
+shutdown_grace_seconds = 1
+"#,
+        url = options.nats_url,
+        replicas = options.replicas,
+        initial = options.retry_initial_backoff_millis,
+        max = options.retry_max_backoff_millis,
+        attempts = options.retry_max_attempts,
+        ack_wait = options.ack_wait_seconds,
+    )
+}
