@@ -661,6 +661,15 @@ async fn process_message(
                     attempts: 0,
                 }
             }
+            // The subject's employer is checked above, but the payload is what gets sent: an
+            // event of another employer under a subscribed subject (not written by koppel's
+            // extractor) is not this recipient's, nor its dead letters'.
+            Ok(event) if event.header().employer_key != lane.employer_key => {
+                metrics::counter!("koppel_delivery_employer_mismatch_total", "recipient" => recipient.to_owned()).increment(1);
+                tracing::error!(recipient, subject_employer = %lane.employer_key, event_employer = %event.header().employer_key, stream_sequence, "An event's employer differs from its subject's; not delivered.");
+                ack(&message, recipient).await;
+                return ItemResult::Done;
+            }
             Ok(event) => {
                 let request = DeliveryRequest {
                     event: &event,

@@ -321,6 +321,14 @@ pub async fn retry(
                     break;
                 }
             };
+            // What gets sent is the payload, so its employer is checked too, not only the lane's.
+            if event.header().employer_key != lane.employer_key {
+                report.failed.push(failure(format!(
+                    "the dead letter holds an event of another employer than {}",
+                    lane.employer_key
+                )));
+                break;
+            }
             let Some(stream_sequence) = original_sequence(letter) else {
                 report.failed.push(failure(
                     "the dead letter lacks its original sequence".to_owned(),

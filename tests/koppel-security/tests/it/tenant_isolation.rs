@@ -565,3 +565,202 @@ async fn a_recipient_never_receives_another_employers_events() {
     }
     suite.stop().await.unwrap();
 }
+
+/// `employment_changed` sample of `index` as an event of `employer_key`, with a fresh id.
+fn sample_event(employer_key: &str, index: u64) -> koppel_events::Event {
+    let koppel_events::Event::EmploymentChanged(mut inner) =
+        koppel_events::sample::employment_changed(index)
+    else {
+        panic!("the sample is an EmploymentChanged");
+    };
+    inner.header.employer_key = employer_key.to_owned();
+    inner.header.event_id = uuid::Uuid::new_v4();
+    koppel_events::Event::EmploymentChanged(inner)
+}
+
+/// Publishes `event`'s payload on `subject` with the headers the publisher would give it.
+async fn publish_raw(
+    topology: &Topology,
+    subject: String,
+    prepared: &koppel_nats::PreparedEvent,
+    extra: &[(&str, String)],
+) {
+    use koppel_events::subject::header;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(header::MESSAGE_ID, prepared.event_id.to_string().as_str());
+    headers.insert(header::EVENT_TYPE, prepared.event_type.schema_name());
+    headers.insert(
+        header::SCHEMA_FINGERPRINT,
+        prepared.fingerprint.to_hex().as_str(),
+    );
+    headers.insert(header::CONTENT_TYPE, header::AVRO_CONTENT_TYPE);
+    if let Some(employee_id) = &prepared.employee_id {
+        headers.insert(header::EMPLOYEE_ID, employee_id.as_str());
+    }
+    for (name, value) in extra {
+        headers.insert(*name, value.as_str());
+    }
+    topology
+        .jetstream
+        .publish_with_headers(subject, headers, prepared.payload.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// A message whose subject says employer A but whose payload is employer B's event (written by
+/// something that is not koppel's extractor, or a bug in one) must not reach A's recipient, live
+/// or re-driven from a dead letter forged the same way: the payload is what gets sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivered() {
+    let topology = koppel_test_support::topology().await;
+    let registry = Registry::new(topology.registry.clone());
+    let encoded_key = SecretKey::generate_base64().unwrap();
+    let key = SecretKey::from_base64(&encoded_key).unwrap();
+    let nats_url = koppel_test_support::nats_server().url.clone();
+    let namespace = topology.names.namespace().unwrap().to_owned();
+    let hooks_a = webhook_receiver::spawn(
+        WebhookReceiver::new(WebhookReceiverConfig::new(
+            vec![WEBHOOK_SECRET.to_owned()],
+            2,
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let tenants = Tenants {
+        topology: topology.clone(),
+        registry: registry.clone(),
+        key: key.clone(),
+        encoded_key: encoded_key.clone(),
+        nats_url: nats_url.clone(),
+        namespace: namespace.clone(),
+    };
+    registry
+        .put_connection(&Connection {
+            id: "loket-x".to_owned(),
+            settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                oauth_base_url: "http://127.0.0.1:1".to_owned(),
+                api_base_url: "http://127.0.0.1:1/v2".to_owned(),
+                client_id: "koppel".to_owned(),
+                client_secret: key
+                    .seal(
+                        &SecretString::from("unused"),
+                        &client_secret_context("loket-x"),
+                    )
+                    .unwrap(),
+                redirect_uri: "http://localhost/callback".to_owned(),
+            }),
+            poll_interval_seconds: 3600,
+            full_sync_interval_seconds: 86_400,
+        })
+        .await
+        .unwrap();
+    tenants.point(TENANT_A, &hooks_a.webhook_url()).await;
+    tenants.point(TENANT_B, "http://127.0.0.1:1/webhooks").await;
+    for (employer_key, recipient) in [("employer-a", TENANT_A), ("employer-b", TENANT_B)] {
+        registry
+            .put_employer(&EmployerRegistration {
+                employer_key: employer_key.to_owned(),
+                connection_id: "loket-x".to_owned(),
+                source_employer_id: employer_key.to_owned(),
+                name: employer_key.to_owned(),
+                payroll_tax_number: None,
+                recipients: vec![recipient.to_owned()],
+                removal_threshold_percent: 20,
+                enabled: true,
+            })
+            .await
+            .unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let deliverer = tokio::spawn(koppel_deliver::run(
+        koppel_deliver::DelivererConfig {
+            nats: NatsSettings {
+                url: nats_url,
+                ..NatsSettings::default()
+            },
+            namespace: Some(namespace),
+            secret_key: koppel_deliver::SecretKeySource::Inline {
+                base64: SecretString::from(encoded_key),
+            },
+            ..koppel_deliver::DelivererConfig::default()
+        },
+        shutdown.clone(),
+    ));
+
+    // Live: B's event under A's subject, then A's own event in the same lane (same employee),
+    // which the deliverer handles only after the forged one.
+    let names = &topology.names;
+    let forged = koppel_nats::PreparedEvent::encode(names, &sample_event("employer-b", 1)).unwrap();
+    let a_subject = forged.subject.replace(".employer-b.", ".employer-a.");
+    assert_ne!(a_subject, forged.subject);
+    publish_raw(&topology, a_subject.clone(), &forged, &[]).await;
+    let sentinel =
+        koppel_nats::PreparedEvent::encode(names, &sample_event("employer-a", 1)).unwrap();
+    assert_eq!(sentinel.subject, a_subject);
+    publish_raw(&topology, sentinel.subject.clone(), &sentinel, &[]).await;
+    let books = hooks_a.receiver.clone();
+    let sentinel_id = sentinel.event_id.to_string();
+    eventually("A's own event arrived", Duration::from_secs(60), || {
+        received(&books).iter().any(|(id, _)| *id == sentinel_id)
+    })
+    .await;
+    tenants.drained(TENANT_A).await;
+    let foreign = BTreeSet::from([forged.event_id.to_string()]);
+    assert_only(
+        &hooks_a.receiver,
+        "employer-a",
+        &foreign,
+        "live, forged subject",
+    );
+    assert!(
+        tenants.dead_letters(TENANT_A).await.is_empty(),
+        "B's event is not kept among tenant-a's dead letters either"
+    );
+
+    // Re-drive: a dead letter of tenant-a for employer A that holds B's event.
+    use koppel_events::subject::header;
+    let forged_letter =
+        koppel_nats::PreparedEvent::encode(names, &sample_event("employer-b", 2)).unwrap();
+    publish_raw(
+        &topology,
+        names.dlq_subject(TENANT_A, "employer-a").unwrap(),
+        &forged_letter,
+        &[
+            (header::DLQ_RECIPIENT, TENANT_A.to_owned()),
+            (header::DLQ_ORIGINAL_SUBJECT, a_subject.clone()),
+            (header::DLQ_ORIGINAL_SEQUENCE, "1".to_owned()),
+            (header::DLQ_ERROR_CLASS, "refused".to_owned()),
+            (header::DLQ_ERROR, "forged".to_owned()),
+            (
+                koppel_deliver::dead_letter::DLQ_EVENT_ID,
+                forged_letter.event_id.to_string(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(tenants.dead_letters(TENANT_A).await.len(), 1);
+    let retry = run_koppel(
+        "koppel dlq retry tenant-a (forged)",
+        tenants.cli(&["dlq", "retry", "--recipient", TENANT_A]),
+    )
+    .await;
+    let report = json_of(&retry);
+    println!("dlq retry of a forged dead letter: {report}");
+    assert_eq!(report["delivered"].as_u64().unwrap_or(0), 0, "{report}");
+    let foreign = BTreeSet::from([
+        forged.event_id.to_string(),
+        forged_letter.event_id.to_string(),
+    ]);
+    assert_only(
+        &hooks_a.receiver,
+        "employer-a",
+        &foreign,
+        "re-drive, forged dead letter",
+    );
+    shutdown.cancel();
+    deliverer.await.unwrap().unwrap();
+    hooks_a.stop().await.unwrap();
+}
