@@ -396,23 +396,6 @@ async fn demo_output_leaks_no_secret() {
     );
 }
 
-fn collect_bsns(value: &serde_json::Value, found: &mut BTreeSet<u32>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, child) in map {
-                match (key.as_str(), child) {
-                    ("bsn", serde_json::Value::String(bsn)) => {
-                        found.insert(bsn.parse().unwrap());
-                    }
-                    _ => collect_bsns(child, found),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_bsns(item, found)),
-        _ => {}
-    }
-}
-
 /// The last lines of a command's stderr for a failure message, scanned and redacted first.
 fn last_lines_redacted(captured: &Captured, needles: &[Needle]) -> String {
     let tail: Vec<&str> = captured.stderr.lines().rev().take(5).collect();

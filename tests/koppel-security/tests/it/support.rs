@@ -1,6 +1,7 @@
 //! Shared plumbing: running the `koppel` command as a child process, bounded polling, and the
 //! scanner that looks for secrets and BSNs in captured output without ever printing them.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -244,6 +245,24 @@ fn redact(line: &str, ranges: &[(usize, usize, String)]) -> String {
         }
     }
     out
+}
+
+/// Every `bsn` string anywhere in a rendered event (as `tail --show-pii` prints it).
+pub(crate) fn collect_bsns(value: &serde_json::Value, found: &mut BTreeSet<u32>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child) {
+                    ("bsn", serde_json::Value::String(bsn)) => {
+                        found.insert(bsn.parse().unwrap());
+                    }
+                    _ => collect_bsns(child, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_bsns(item, found)),
+        _ => {}
+    }
 }
 
 #[test]

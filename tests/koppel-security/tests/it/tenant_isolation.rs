@@ -187,6 +187,8 @@ async fn a_recipient_never_receives_another_employers_events() {
         nats_url,
         namespace: namespace.clone(),
     };
+    // Everything the commands print, scanned for BSNs and secrets at the end.
+    let mut printed: Vec<Captured> = Vec::new();
 
     // Onboarding: two processors' connections, one employer each, one recipient each.
     let loket = suite.loket.config().clone();
@@ -360,6 +362,7 @@ async fn a_recipient_never_receives_another_employers_events() {
         live_a + ids_a.len(),
         "the replay reached tenant-a"
     );
+    printed.push(replay);
     for employer in ["employer-b", "*", ">", "employer-a,employer-b"] {
         let refused = run_koppel(
             "koppel replay tenant-a --employer",
@@ -380,6 +383,7 @@ async fn a_recipient_never_receives_another_employers_events() {
             "{employer}: {}",
             refused.stderr
         );
+        printed.push(refused);
     }
     assert_eq!(
         assert_only(&hooks_a.receiver, "employer-a", &ids_b, "refused replays"),
@@ -466,6 +470,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     .await;
     let report = json_of(&by_employer);
     assert_eq!(report["delivered"].as_u64().unwrap_or(0), 0, "{report}");
+    printed.push(by_employer);
     let b_sequence = letters_b[0].dlq_sequence.to_string();
     for arguments in [
         vec!["dlq", "retry", "--recipient", TENANT_A, b_sequence.as_str()],
@@ -488,6 +493,7 @@ async fn a_recipient_never_receives_another_employers_events() {
             !attempt.stdout.contains("employee"),
             "{arguments:?} showed an event"
         );
+        printed.push(attempt);
     }
     let purge = run_koppel(
         "koppel dlq purge <B's dead letter> as tenant-a",
@@ -508,6 +514,7 @@ async fn a_recipient_never_receives_another_employers_events() {
         "purge as tenant-a removed B's dead letter: {}",
         purge.stdout
     );
+    printed.push(purge);
     assert_eq!(tenants.dead_letters(TENANT_B).await.len(), letters_b.len());
     assert_eq!(
         assert_only(&hooks_a.receiver, "employer-a", &all_b, "cross-tenant dlq"),
@@ -533,8 +540,32 @@ async fn a_recipient_never_receives_another_employers_events() {
         .map(|(id, _)| id)
         .collect();
     assert!(new_a.is_subset(&seen_a), "A's re-driven events arrived");
+    printed.push(everything);
     assert!(tenants.dead_letters(TENANT_A).await.is_empty());
     assert_eq!(tenants.dead_letters(TENANT_B).await.len(), letters_b.len());
+
+    // tenant-b's operator looks at its own dead letters: listed without payload, shown with
+    // BSNs masked.
+    let listing = run_koppel(
+        "koppel dlq list tenant-b",
+        tenants.cli(&["dlq", "list", "--recipient", TENANT_B]),
+    )
+    .await;
+    assert!(listing.success, "{}", listing.stderr);
+    printed.push(listing);
+    let mut masked = 0;
+    for letter in &letters_b {
+        let sequence = letter.dlq_sequence.to_string();
+        let show = run_koppel(
+            "koppel dlq show tenant-b",
+            tenants.cli(&["dlq", "show", "--recipient", TENANT_B, &sequence]),
+        )
+        .await;
+        assert!(show.success, "{}", show.stderr);
+        masked += show.stdout.matches("\"*****").count();
+        printed.push(show);
+    }
+    assert!(masked > 0, "the dead letters shown have masked BSNs");
 
     // And tenant-b's own re-drive reaches tenant-b only.
     let own = run_koppel(
@@ -548,6 +579,7 @@ async fn a_recipient_never_receives_another_employers_events() {
         .map(|(id, _)| id)
         .collect();
     assert!(new_b.is_subset(&seen_b), "B's re-driven events arrived");
+    printed.push(own);
 
     // A full replay after all that, for good measure.
     let replay = run_koppel(
@@ -556,6 +588,50 @@ async fn a_recipient_never_receives_another_employers_events() {
     )
     .await;
     assert!(replay.success, "{}", replay.stderr);
+    printed.push(replay);
+
+    // Nothing those commands printed holds a BSN of the events (as `tail --show-pii` lists
+    // them) or a secret.
+    let pii = run_koppel(
+        "koppel tail --show-pii",
+        tenants.cli(&["tail", "--from-start", "--no-follow", "--show-pii"]),
+    )
+    .await;
+    assert!(pii.success, "{}", pii.stderr);
+    let mut bsns = BTreeSet::new();
+    for line in pii.stdout.lines() {
+        collect_bsns(&serde_json::from_str(line).unwrap(), &mut bsns);
+    }
+    assert!(bsns.len() >= 20, "the events carry BSNs: {}", bsns.len());
+    let mut needles: Vec<Needle> = bsns
+        .iter()
+        .enumerate()
+        .map(|(index, bsn)| Needle::number(format!("BSN #{index}"), format!("{bsn:09}")))
+        .collect();
+    needles.extend([
+        Needle::text("webhook secret", WEBHOOK_SECRET),
+        Needle::text("UNIT4_CLIENT_SECRET", UNIT4_CLIENT_SECRET),
+        Needle::text(
+            "Loket client secret",
+            loket.client_secret.clone().unwrap_or_default(),
+        ),
+        Needle::text("sealing key", encoded_key.clone()),
+    ]);
+    let mut control = ScanReport::default();
+    control.scan("tail --show-pii", &pii.stdout, &needles, &[]);
+    assert!(
+        !control.hits.is_empty(),
+        "the scan finds BSNs where they are shown on purpose"
+    );
+    let mut report = ScanReport::default();
+    for captured in &printed {
+        report.scan(&captured.label, &captured.all(), &needles, &[]);
+    }
+    assert!(
+        report.hits.is_empty(),
+        "the commands printed a BSN or secret:\n{}",
+        report.hits.join("\n")
+    );
     shutdown.cancel();
     deliverer.await.unwrap().unwrap();
     assert_only(&hooks_a.receiver, "employer-a", &all_b, "the end");
