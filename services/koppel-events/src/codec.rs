@@ -14,6 +14,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 
 use crate::avro_value::{FromAvro, ToAvro};
 use crate::event::{Event, EventType};
+use crate::model::Employment;
 use crate::schema::{EventSchema, Fingerprint, SchemaCatalog, SchemaError, catalog};
 
 /// The two marker bytes that open every single-object encoded datum.
@@ -107,6 +108,13 @@ fn current_readers()
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Whether the contract can carry `employment`: every decimal within its schema's precision
+/// and scale. A source checks each mapped employment, so a value beyond the contract is a
+/// bad record of its own instead of an event that fails to encode and stops the whole run.
+pub fn check_employment(employment: &Employment) -> Result<(), EncodeError> {
+    employment.to_avro().map(|_| ())
 }
 
 /// Encodes an event with the schema this build writes for its type.

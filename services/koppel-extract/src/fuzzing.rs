@@ -219,18 +219,22 @@ pub fn unit4_response(body: &[u8]) -> Result<Mapped, serde_json::Error> {
             Ok(envelope) => {
                 let page = Page::from(envelope);
                 let _ = next_page_number(1, &page);
-                let employers: Vec<_> = page
+                // The lists come from different endpoints. An employment carries a
+                // `werknemerId` too and would parse as an employee, so items are routed by
+                // the id member their endpoint's records have.
+                let (employment_items, other_items): (Vec<Value>, Vec<Value>) = page
                     .items
+                    .into_iter()
+                    .partition(|item| item.get(EMPLOYMENT_ID_MEMBER).is_some());
+                let employers: Vec<_> = other_items
                     .iter()
                     .map(|item| parse_item::<Werkgever>(item.clone(), EMPLOYER_ID_MEMBER))
                     .collect();
-                let werknemers: Vec<_> = page
-                    .items
-                    .iter()
-                    .map(|item| parse_item::<Werknemer>(item.clone(), EMPLOYEE_ID_MEMBER))
+                let werknemers: Vec<_> = other_items
+                    .into_iter()
+                    .map(|item| parse_item::<Werknemer>(item, EMPLOYEE_ID_MEMBER))
                     .collect();
-                let dienstverbanden: Vec<_> = page
-                    .items
+                let dienstverbanden: Vec<_> = employment_items
                     .into_iter()
                     .map(|item| parse_item::<Dienstverband>(item, EMPLOYMENT_ID_MEMBER))
                     .collect();
@@ -260,4 +264,67 @@ pub fn unit4_response(body: &[u8]) -> Result<Mapped, serde_json::Error> {
         },
     };
     Ok(mapped.with_events(SourceSystem::Unit4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::MappingError;
+
+    /// Every event planned from `mapped` encodes.
+    fn assert_every_event_encodes(mapped: Mapped) {
+        for event in mapped.events.unwrap().unwrap() {
+            koppel_events::encode(&event).unwrap();
+        }
+    }
+
+    /// 100,000 hours a week maps, but the contract's hours (precision 9, scale 4) cannot carry
+    /// it: before `within_contract` the employment's event failed to encode and took the
+    /// whole run down with it. Now the employment alone is a bad record.
+    #[test]
+    fn a_loket_value_beyond_the_contract_rejects_only_its_record() {
+        let body = br#"{"_embedded":[
+            {"id":"e1","personalDetails":{"lastName":"Jansen"}},
+            {"id":"dv1","startDate":"2024-01-01","employee":{"id":"e1"}},
+            {"id":"dv2","startDate":"2024-01-01","employee":{"id":"e1"}},
+            {"id":"wh1","startDate":"2024-01-01","deviatingHoursPerWeek":100000,
+             "shift":{"fullTimeHoursPerWeek":40},"employment":{"id":"dv1"}}
+        ]}"#;
+        let mapped = loket_response(body).unwrap();
+        let employments: Vec<&str> = mapped
+            .fetch
+            .employments
+            .iter()
+            .map(|employment| employment.employment_id.as_str())
+            .collect();
+        assert_eq!(employments, ["dv2"]);
+        assert_eq!(mapped.fetch.employees.len(), 1);
+        assert_every_event_encodes(mapped);
+    }
+
+    #[test]
+    fn a_unit4_value_beyond_the_contract_rejects_only_its_record() {
+        let body = br#"{"data":[
+            {"werknemerId":"w1","achternaam":"Jansen"},
+            {"dienstverbandId":"dv1","werknemerId":"w1","datumInDienst":"2024-01-01",
+             "salarisgegevens":{"brutoSalaris":"3000","periode":"maand",
+                                "pensioengevendJaarsalaris":"1e20"}},
+            {"dienstverbandId":"dv2","werknemerId":"w1","datumInDienst":"2024-01-01"}
+        ]}"#;
+        let mapped = unit4_response(body).unwrap();
+        let employments: Vec<&str> = mapped
+            .fetch
+            .employments
+            .iter()
+            .map(|employment| employment.employment_id.as_str())
+            .collect();
+        assert_eq!(employments, ["dv2"]);
+        let error = &mapped.fetch.record_errors[0];
+        assert_eq!(error.entity_id, "dv1");
+        assert_eq!(
+            error.reason,
+            MappingError::BeyondContract("amount").to_string()
+        );
+        assert_every_event_encodes(mapped);
+    }
 }

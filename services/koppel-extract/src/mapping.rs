@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use koppel_events::model::BsnError;
+use koppel_events::{Employment, EncodeError};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
@@ -28,6 +29,21 @@ pub enum MappingError {
     UnknownCode(&'static str),
     #[error("citizen service number is invalid: {0}")]
     Bsn(#[from] BsnError),
+    #[error("field {0} holds a value beyond what the event contract can carry")]
+    BeyondContract(&'static str),
+}
+
+/// `employment` if the event contract can carry it (every decimal within its schema's
+/// precision and scale), else a record error naming the field. Without this check one such
+/// record would make its event fail to encode, and with it the employer's whole run.
+pub fn within_contract(employment: Employment) -> Result<Employment, MappingError> {
+    match koppel_events::codec::check_employment(&employment) {
+        Ok(()) => Ok(employment),
+        Err(
+            EncodeError::DecimalScale { field, .. } | EncodeError::DecimalPrecision { field, .. },
+        ) => Err(MappingError::BeyondContract(field)),
+        Err(_) => Err(MappingError::BeyondContract("employment")),
+    }
 }
 
 /// Text of a JSON scalar (numbers and strings alike), `None` for null or empty.

@@ -33,7 +33,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 
 pub use crate::mapping::{MappingError, parse_date, parse_decimal};
-use crate::mapping::{non_empty, round_hours};
+use crate::mapping::{non_empty, round_hours, within_contract};
 
 use super::wire::{
     Department, EmployerUser, LoketEmployee, LoketEmployer, LoketEmployment, Metadata,
@@ -369,7 +369,7 @@ pub fn map_employment(
         pensionable_salary(salary, hours_per_week, fulltime_hours_per_week, settings)
     });
     let label = |metadata: Option<&Metadata>| metadata.and_then(|m| non_empty(m.value.as_ref()));
-    Ok(Employment {
+    within_contract(Employment {
         employment_id: employment.id.clone(),
         employee_id,
         income_relationship_number,

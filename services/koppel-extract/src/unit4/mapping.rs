@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use super::wire::{Dienstverband, Eenheid, Werkgever, Werknemer};
 use crate::mapping::{
-    MappingError, parse_date, parse_decimal, round_cents, round_hours, scalar_text,
+    MappingError, parse_date, parse_decimal, round_cents, round_hours, scalar_text, within_contract,
 };
 
 fn date(field: &'static str, value: Option<&Value>) -> Result<Option<NaiveDate>, MappingError> {
@@ -247,7 +247,7 @@ pub fn map_employment(
         salary_data.pensioengevend_jaarsalaris.as_ref(),
     )?
     .map(|amount| Money::euro(round_cents(amount)));
-    Ok(Employment {
+    within_contract(Employment {
         employment_id: employment.dienstverband_id.clone(),
         employee_id,
         income_relationship_number,
