@@ -146,6 +146,9 @@ pub struct ChaosPipeline {
     caught_up: bool,
     /// From starting the workers to the first full sync of every employer in the stream.
     pub first_sync_took: Duration,
+    /// Locating (building) the koppel binary, and the whole of `start`.
+    pub binary_took: Duration,
+    pub start_took: Duration,
     /// Keeps the onboarding extractor (and its NATS connection) for the pipeline's life.
     _onboarding: Extractor,
     shutdown: CancellationToken,
@@ -157,7 +160,9 @@ impl ChaosPipeline {
     /// publish observer and both worker processes, and waits until the first full sync of
     /// every employer is in the stream.
     pub async fn start(options: PipelineOptions) -> anyhow::Result<Self> {
+        let started = Instant::now();
         let binary = koppel_binary()?;
+        let binary_took = started.elapsed();
         let namespace = format!("chaos{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let workdir = std::env::temp_dir().join(format!("koppel-{namespace}"));
         std::fs::create_dir_all(&workdir)?;
@@ -196,6 +201,12 @@ impl ChaosPipeline {
         )
         .await?;
         suite
+            .loket
+            .with_world_mut(|world| world.set_rates(options.rates.clone()));
+        if let Ok(mut world) = suite.unit4.shared_world().write() {
+            world.set_rates(options.rates.clone());
+        }
+        suite
             .insurer
             .configure_faults(options.insurer_faults.clone());
         suite
@@ -213,6 +224,9 @@ impl ChaosPipeline {
         .await?;
         // Poll every second: a running extractor picks up each simulated day at once.
         let onboarded = onboard(&suite, &topology, &registry, &key, &onboarding, (1, 1)).await?;
+        // Source faults only after onboarding: discovery is no part of any scenario.
+        suite.loket.configure_faults(options.source_faults.clone());
+        suite.unit4.configure_faults(options.source_faults.clone());
         let observer = PublishObserver::start(client, topology.names.events_wildcard()).await?;
 
         let extractor_config = workdir.join("extractor.toml");
@@ -257,11 +271,14 @@ impl ChaosPipeline {
             days: Vec::new(),
             caught_up: true,
             first_sync_took: Duration::ZERO,
+            binary_took,
+            start_took: Duration::ZERO,
             _onboarding: onboarding,
             shutdown,
         };
         pipeline.wait_first_sync().await?;
         pipeline.first_sync_took = workers_started.elapsed();
+        pipeline.start_took = started.elapsed();
         Ok(pipeline)
     }
 
@@ -269,7 +286,12 @@ impl ChaosPipeline {
     async fn wait_first_sync(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
-            let (events, _) = self.read_events(1).await?;
+            // A read error (NATS restarting) is "not yet", until the deadline.
+            let events = self
+                .read_events(1)
+                .await
+                .map(|(events, _)| events)
+                .unwrap_or_default();
             let synced: BTreeSet<&str> = events
                 .iter()
                 .filter(|event| event.event_type == EventType::SyncCompleted)
@@ -317,6 +339,11 @@ impl ChaosPipeline {
         });
         self.caught_up = false;
         Ok(changes)
+    }
+
+    /// The first stream sequence the last simulated day's events can have.
+    pub fn current_day_first_sequence(&self) -> Option<u64> {
+        self.days.last().map(|day| day.first_sequence)
     }
 
     /// Simulated days advanced so far.
@@ -412,12 +439,15 @@ impl ChaosPipeline {
         };
         let from = self.days[index].first_sequence;
         loop {
-            let (events, _) = self.read_events(from).await?;
-            let missing: Vec<String> = self
-                .day_problems(index, &events)
-                .into_iter()
-                .filter(|problem| problem.contains(": missing "))
-                .collect();
+            // A read error (NATS restarting) is "not yet", until the deadline.
+            let missing: Vec<String> = match self.read_events(from).await {
+                Ok((events, _)) => self
+                    .day_problems(index, &events)
+                    .into_iter()
+                    .filter(|problem| problem.contains(": missing "))
+                    .collect(),
+                Err(error) => vec![format!("cannot read the stream: {error:#}")],
+            };
             if missing.is_empty() {
                 self.caught_up = true;
                 return Ok(started.elapsed());
@@ -563,6 +593,9 @@ impl ChaosPipeline {
         let per_recipient = |insurer: u64, webhook: u64| {
             BTreeMap::from([(INSURER.to_owned(), insurer), (WEBHOOK.to_owned(), webhook)])
         };
+        let distinct_ids: BTreeSet<&str> =
+            events.iter().map(|event| event.event_id.as_str()).collect();
+        let duplicate_ids_in_stream = (events.len() - distinct_ids.len()) as u64;
         let publishes = self.observer.counts();
         let mut report = ChaosReport {
             scenario: self.options.scenario.clone(),
@@ -587,6 +620,7 @@ impl ChaosPipeline {
             dead_lettered: per_recipient(check.insurer.dead_lettered, check.webhook.dead_lettered),
             delivered: per_recipient(check.insurer.delivered, check.webhook.delivered),
             ground_truth_mismatches,
+            duplicate_ids_in_stream,
             time_to_recover,
             figures: BTreeMap::new(),
             problems,
@@ -596,6 +630,14 @@ impl ChaosPipeline {
             .figure(
                 "first full sync took",
                 crate::seconds_text(self.first_sync_took),
+            )
+            .figure(
+                "pipeline start took",
+                format!(
+                    "{} (koppel binary {})",
+                    crate::seconds_text(self.start_took),
+                    crate::seconds_text(self.binary_took)
+                ),
             )
             .figure("extractor starts", self.extractor.starts())
             .figure("deliverer starts", self.deliverer.starts());

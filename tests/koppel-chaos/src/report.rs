@@ -30,6 +30,9 @@ pub struct ChaosReport {
     /// Duplicates whose body differed from the first delivery: a receiver deduplicating on
     /// the id would silently lose the change, so these fail the verdict.
     pub duplicates_with_different_body: u64,
+    /// Event ids stored more than once in the events stream: a repeat the duplicate window
+    /// did not absorb (recipients' idempotency keys still would).
+    pub duplicate_ids_in_stream: u64,
     pub dead_lettered: BTreeMap<String, u64>,
     pub delivered: BTreeMap<String, u64>,
     /// Differences from the ground truth that lose nothing (an extra event, more changed
@@ -118,6 +121,10 @@ impl ChaosReport {
         lines.push(format!(
             "  {:<32} {}",
             "duplicates with different body", self.duplicates_with_different_body
+        ));
+        lines.push(format!(
+            "  {:<32} {}",
+            "duplicate event ids in stream", self.duplicate_ids_in_stream
         ));
         lines.push(per_recipient("dead-lettered", &self.dead_lettered));
         lines.push(format!(

@@ -1,7 +1,7 @@
 //! Chaos on a 3-node JetStream cluster: R3 streams, buckets and consumers, real `koppel
 //! extractor` and `koppel deliverer` processes on all three URLs. Mid-run, the events
-//! stream's leader is stopped and later brought back, then a follower; the world keeps
-//! advancing while a node is down. Asserts nothing lost against the ground truth and the
+//! stream's leader is stopped and later brought back, then a follower, then the leader is
+//! killed (SIGKILL) and brought back; the world keeps advancing while a node is down. Asserts nothing lost against the ground truth and the
 //! stream, no per-employee order violation at any recipient, duplicates absorbed; prints the
 //! verdict, the duplicates and the recovery times.
 //!
@@ -22,8 +22,11 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(180);
 /// Which node of the events stream's group a phase stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
+    /// `docker stop`: SIGTERM, the server hands its leaderships over as it shuts down.
     Leader,
     Follower,
+    /// SIGKILL: the group notices the leader is gone only when its heartbeats stop.
+    KilledLeader,
 }
 
 impl Role {
@@ -31,6 +34,7 @@ impl Role {
         match self {
             Role::Leader => "leader",
             Role::Follower => "follower",
+            Role::KilledLeader => "killed leader",
         }
     }
 }
@@ -200,7 +204,7 @@ fn slow_everything(pipeline: &ChaosPipeline, slow: bool) {
     pipeline.suite.webhook.configure_faults(faults);
 }
 
-/// Stops the events stream's leader or one of its followers while a day is being published
+/// Stops (or kills) the events stream's leader or one of its followers while a day is being published
 /// and delivered, lets the pipeline carry that day and one more on two nodes, brings the node
 /// back and carries a third day on three.
 async fn stop_and_start(
@@ -224,17 +228,21 @@ async fn stop_and_start(
     let placement = cluster.stream_placement(stream).await.unwrap();
     let leader = placement.leader.expect("the events stream has a leader");
     let node = match role {
-        Role::Leader => leader,
+        Role::Leader | Role::KilledLeader => leader,
         Role::Follower => placement
             .followers
             .first()
             .map(|(follower, _)| *follower)
             .expect("the events stream has followers"),
     };
+    let backlog_at_stop = total_backlog(pipeline).await;
     let messages_at_stop = pipeline.observer.messages();
     let stopped_at = Instant::now();
-    cluster.stop_node(node).await.unwrap();
-    let backlog_at_stop = total_backlog(pipeline).await;
+    if role == Role::KilledLeader {
+        cluster.kill_node(node).await.unwrap();
+    } else {
+        cluster.stop_node(node).await.unwrap();
+    }
     println!(
         "  stopped n{} ({}) {} after the day's first publish",
         node + 1,
@@ -245,7 +253,7 @@ async fn stop_and_start(
     let leader_after_stop = cluster
         .wait_for_stream_leader(
             stream,
-            (role == Role::Leader).then_some(node),
+            (role != Role::Follower).then_some(node),
             RECOVERY_DEADLINE,
         )
         .await
@@ -286,7 +294,7 @@ async fn stop_and_start(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_leader_then_follower_stopped_and_restarted_loses_nothing() {
+async fn stream_leader_then_follower_stopped_then_leader_killed_loses_nothing() {
     if !koppel_chaos::enabled() {
         return;
     }
@@ -297,7 +305,7 @@ async fn stream_leader_then_follower_stopped_and_restarted_loses_nothing() {
         seconds_text(started.elapsed()),
         cluster.url()
     );
-    let mut options = PipelineOptions::new("cluster-leader-then-follower", &cluster.url());
+    let mut options = PipelineOptions::new("cluster-leader-follower-killed-leader", &cluster.url());
     options.replicas = CLUSTER_SIZE;
     // Enough employees that each simulated day changes several of them at every employer.
     options.employees_per_employer = 20;
@@ -316,21 +324,31 @@ async fn stream_leader_then_follower_stopped_and_restarted_loses_nothing() {
     println!("  {leader_phase:?}");
     let follower_phase = stop_and_start(&cluster, &mut pipeline, &stream, Role::Follower).await;
     println!("  {follower_phase:?}");
+    let killed_phase = stop_and_start(&cluster, &mut pipeline, &stream, Role::KilledLeader).await;
+    println!("  {killed_phase:?}");
+    let phases = [&leader_phase, &follower_phase, &killed_phase];
 
-    // The scenario's recovery time: the slower of the two stops, from the stop until every
-    // change was published and delivered on the remaining two nodes.
-    let time_to_recover = leader_phase
-        .drained_after_stop
-        .max(follower_phase.drained_after_stop);
+    // The scenario's recovery time: the slowest stop, from the stop until every change was
+    // published and delivered on the remaining two nodes.
+    let time_to_recover = phases
+        .iter()
+        .map(|phase| phase.drained_after_stop)
+        .max()
+        .unwrap_or_default();
     let mut report = pipeline.verify(time_to_recover).await.unwrap();
-    leader_phase.print_into(&mut report);
-    follower_phase.print_into(&mut report);
+    for phase in phases {
+        phase.print_into(&mut report);
+    }
     report.figure("scenario took", seconds_text(started.elapsed()));
     report.print();
     pipeline.assert_pass(&report);
-    assert_ne!(
-        leader_phase.leader_after_stop, leader_phase.node,
-        "a new leader took over the stopped leader's stream"
-    );
+    for phase in [&leader_phase, &killed_phase] {
+        assert_ne!(
+            phase.leader_after_stop,
+            phase.node,
+            "a new leader took over the {} node's stream",
+            phase.role.name()
+        );
+    }
     pipeline.stop().await.unwrap();
 }

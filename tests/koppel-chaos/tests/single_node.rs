@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use koppel_chaos::pipeline::RECIPIENTS;
-use koppel_chaos::{ChaosPipeline, PipelineOptions};
+use koppel_chaos::{ChaosPipeline, PipelineOptions, RestartableNats, seconds_text};
 use koppel_sim::faults::FaultConfig;
 
 /// One scenario at a time: each times its own recovery on a small machine.
@@ -38,10 +39,11 @@ async fn deliverer_killed_mid_stream_recovers_without_loss() {
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut options = PipelineOptions::new("deliverer-kill-9-mid-stream", &shared_nats_url());
-    // A slow insurer keeps the first sync's events in flight long enough to kill mid-stream.
+    // A slow insurer (2 s an answer, below the deliverer's 5 s timeout) keeps the first sync's
+    // events in flight long enough to kill mid-stream, with requests on the wire.
     options.insurer_faults = FaultConfig {
-        slow_per_mille: 500,
-        slow_delay_millis: 100,
+        slow_per_mille: 1000,
+        slow_delay_millis: 2000,
         ..FaultConfig::default()
     };
     let mut pipeline = ChaosPipeline::start(options).await.unwrap();
@@ -80,5 +82,293 @@ async fn deliverer_killed_mid_stream_recovers_without_loss() {
         .figure("insurer backlog at kill", backlog_at_kill);
     report.print();
     pipeline.assert_pass(&report);
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extractor_killed_between_publish_and_snapshot_update_loses_nothing() {
+    if !koppel_chaos::enabled() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut pipeline = ChaosPipeline::start(PipelineOptions::new(
+        "extractor-kill-9-after-publish",
+        &shared_nats_url(),
+    ))
+    .await
+    .unwrap();
+
+    let mut kills = 0u32;
+    let mut killed_between = BTreeSet::new();
+    let mut recovery_times = Vec::new();
+    let mut rounds = 0;
+    // Kill on the first publish after a world advance, a few times over.
+    while kills < 3 {
+        rounds += 1;
+        assert!(rounds <= 12, "the world kept producing no changes");
+        let revisions_before = pipeline.snapshot_revisions().await.unwrap();
+        let seen = pipeline.observer.messages();
+        let changes = pipeline.advance_day().await.unwrap();
+        if changes == 0 {
+            pipeline.wait_caught_up().await.unwrap();
+            continue;
+        }
+        pipeline
+            .observer
+            .wait_for_more_than(seen, Duration::from_secs(60))
+            .await
+            .unwrap();
+        pipeline.extractor.kill_9().unwrap();
+        kills += 1;
+
+        // Employers that published in this day's window but whose snapshot did not move:
+        // the kill landed between their publish and their snapshot update.
+        let revisions_after = pipeline.snapshot_revisions().await.unwrap();
+        let first = pipeline.current_day_first_sequence().unwrap();
+        let (events, _) = pipeline.read_events(first).await.unwrap();
+        let published: BTreeSet<String> = events
+            .iter()
+            .map(|event| event.employer_key.clone())
+            .collect();
+        let mut left_behind = Vec::new();
+        for employer in published {
+            if revisions_before.get(&employer) == revisions_after.get(&employer) {
+                killed_between.insert(format!("day {} {employer}", pipeline.days()));
+                left_behind.push(employer);
+            }
+        }
+
+        let recovery = Instant::now();
+        pipeline.extractor.restart().unwrap();
+        // Recovered: the restarted extractor re-ran every employer the kill left with an old
+        // snapshot (re-diffed, republished, saved), and the day is in the stream. Before that,
+        // the next world change would fold into the re-run and hide what it republished.
+        pipeline
+            .wait_for(
+                "the restarted extractor to save the snapshots the kill left behind",
+                Duration::from_secs(120),
+                || async {
+                    let now = pipeline.snapshot_revisions().await?;
+                    Ok(left_behind
+                        .iter()
+                        .all(|employer| now.get(employer) != revisions_before.get(employer)))
+                },
+            )
+            .await
+            .unwrap();
+        pipeline.wait_caught_up().await.unwrap();
+        recovery_times.push(recovery.elapsed());
+    }
+    advance_and_catch_up(&mut pipeline).await;
+    pipeline.wait_drained().await.unwrap();
+    let slowest = recovery_times.iter().max().copied().unwrap_or_default();
+    let mut report = pipeline.verify(slowest).await.unwrap();
+    report
+        .figure("extractor kills", kills)
+        .figure(
+            "killed between publish and snapshot update",
+            if killed_between.is_empty() {
+                "no".to_owned()
+            } else {
+                format!("yes ({} employer runs)", killed_between.len())
+            },
+        )
+        .figure(
+            "recovery per kill",
+            recovery_times
+                .iter()
+                .map(|time| seconds_text(*time))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    report.print();
+    pipeline.assert_pass(&report);
+    // The re-run republished the same ids; the stream holds each once.
+    assert_eq!(report.duplicate_ids_in_stream, 0, "{}", report.text());
+    if !killed_between.is_empty() {
+        assert!(
+            report.duplicates_absorbed_at_publish > 0,
+            "a run killed after publishing republishes on restart: {}",
+            report.text()
+        );
+    }
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_restarted_mid_run_loses_nothing() {
+    if !koppel_chaos::enabled() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // A server of its own, on a fixed host port, so the workers' URL survives the restart.
+    let nats = RestartableNats::start().await.unwrap();
+    let mut pipeline =
+        ChaosPipeline::start(PipelineOptions::new("nats-restart-mid-run", &nats.url))
+            .await
+            .unwrap();
+    advance_and_catch_up(&mut pipeline).await;
+
+    // Mid-run: the world has just changed and the extractor is syncing it.
+    let seen = pipeline.observer.messages();
+    let changes = pipeline.advance_day().await.unwrap();
+    if changes > 0 {
+        pipeline
+            .observer
+            .wait_for_more_than(seen, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let outage = Instant::now();
+    nats.stop(0).await.unwrap();
+    nats.start_again().await.unwrap();
+    let outage_length = outage.elapsed();
+    let recovery = Instant::now();
+    pipeline.wait_caught_up().await.unwrap();
+    for _ in 0..2 {
+        advance_and_catch_up(&mut pipeline).await;
+    }
+    pipeline.wait_drained().await.unwrap();
+    let time_to_recover = recovery.elapsed();
+    assert!(
+        pipeline.extractor.is_running() && pipeline.deliverer.is_running(),
+        "the workers reconnect instead of exiting\n{}",
+        pipeline.worker_logs()
+    );
+    let mut report = pipeline.verify(time_to_recover).await.unwrap();
+    report
+        .figure("server down for", seconds_text(outage_length))
+        .figure("changes on the day of the restart", changes);
+    report.print();
+    pipeline.assert_pass(&report);
+    pipeline.stop().await.unwrap();
+    nats.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipient_outage_builds_a_backlog_that_drains_on_recovery() {
+    if !koppel_chaos::enabled() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut pipeline =
+        ChaosPipeline::start(PipelineOptions::new("recipient-outage", &shared_nats_url()))
+            .await
+            .unwrap();
+    pipeline.wait_drained().await.unwrap();
+
+    // Both recipients answer every request with a 503.
+    let down = FaultConfig {
+        server_error_per_mille: 1000,
+        ..FaultConfig::default()
+    };
+    pipeline.suite.insurer.configure_faults(down.clone());
+    pipeline.suite.webhook.configure_faults(down);
+    let mut changes = 0;
+    for _ in 0..3 {
+        changes += advance_and_catch_up(&mut pipeline).await;
+    }
+    assert!(changes > 0, "the world changed during the outage");
+    pipeline
+        .wait_for(
+            "a backlog at both recipients",
+            Duration::from_secs(30),
+            || async {
+                let mut all = true;
+                for recipient in RECIPIENTS {
+                    all &= pipeline.backlog(recipient).await?.unwrap_or(0) > 0;
+                }
+                Ok(all)
+            },
+        )
+        .await
+        .unwrap();
+    let mut backlog = Vec::new();
+    for recipient in RECIPIENTS {
+        let pending = pipeline.backlog(recipient).await.unwrap().unwrap_or(0);
+        backlog.push(format!("{recipient}={pending}"));
+    }
+
+    let recovery = Instant::now();
+    pipeline
+        .suite
+        .insurer
+        .configure_faults(FaultConfig::default());
+    pipeline
+        .suite
+        .webhook
+        .configure_faults(FaultConfig::default());
+    pipeline.wait_drained().await.unwrap();
+    let time_to_recover = recovery.elapsed();
+    let mut report = pipeline.verify(time_to_recover).await.unwrap();
+    report
+        .figure("backlog at recovery", backlog.join(" "))
+        .figure(
+            "503s answered during the outage",
+            pipeline.suite.insurer.summary().faults.server_errors
+                + pipeline.suite.webhook.summary().faults.server_errors,
+        );
+    report.print();
+    pipeline.assert_pass(&report);
+    pipeline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_429_storm_and_expiring_tokens_lose_nothing() {
+    if !koppel_chaos::enabled() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut options = PipelineOptions::new("source-429-storm-token-expiry", &shared_nats_url());
+    options.source_faults = FaultConfig {
+        too_many_requests_per_mille: 300,
+        retry_after_seconds: 1,
+        ..FaultConfig::default()
+    };
+    let mut pipeline = ChaosPipeline::start(options).await.unwrap();
+
+    let mut expiries = 0u32;
+    let mut slowest = Duration::ZERO;
+    for day in 0..4 {
+        let seen = pipeline.observer.messages();
+        let changes = pipeline.advance_day().await.unwrap();
+        let started = Instant::now();
+        if day % 2 == 1 && changes > 0 {
+            // Mid-sync: the first event of the day is out, the rest of the syncs still run.
+            pipeline
+                .observer
+                .wait_for_more_than(seen, Duration::from_secs(60))
+                .await
+                .unwrap();
+            pipeline.suite.loket.expire_access_tokens();
+            pipeline.suite.unit4.expire_access_tokens();
+            expiries += 1;
+        }
+        pipeline.wait_caught_up().await.unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    let recovery = Instant::now();
+    pipeline
+        .suite
+        .loket
+        .configure_faults(FaultConfig::default());
+    pipeline
+        .suite
+        .unit4
+        .configure_faults(FaultConfig::default());
+    pipeline.wait_drained().await.unwrap();
+    let mut report = pipeline
+        .verify(slowest.max(recovery.elapsed()))
+        .await
+        .unwrap();
+    let too_many = pipeline.suite.loket.fault_counts().too_many_requests
+        + pipeline.suite.unit4.fault_counts().too_many_requests;
+    report
+        .figure("429s answered by the sources", too_many)
+        .figure("token expiries mid-sync", expiries)
+        .figure("slowest day to catch up", seconds_text(slowest));
+    report.print();
+    pipeline.assert_pass(&report);
+    assert!(too_many > 0, "the storm was injected: {}", report.text());
     pipeline.stop().await.unwrap();
 }
