@@ -1,9 +1,9 @@
 //! Chaos on a 3-node JetStream cluster: R3 streams, buckets and consumers, real `koppel
 //! extractor` and `koppel deliverer` processes on all three URLs. Mid-run, the events
 //! stream's leader is stopped and later brought back, then a follower, then the leader is
-//! killed (SIGKILL) and brought back; the world keeps advancing while a node is down. Asserts nothing lost against the ground truth and the
-//! stream, no per-employee order violation at any recipient, duplicates absorbed; prints the
-//! verdict, the duplicates and the recovery times.
+//! killed (SIGKILL) and brought back; the world keeps advancing while a node is down. Asserts
+//! nothing lost against the ground truth and the stream, no per-employee order violation at any
+//! recipient, duplicates absorbed; prints the verdict, the duplicates and the recovery times.
 //!
 //! Gated: runs only with `KOPPEL_CHAOS=1` (`.ci/run` sets it).
 
