@@ -659,7 +659,7 @@ impl ChaosPipeline {
         assert!(report.passed(), "{}\n{}", report.text(), self.worker_logs());
     }
 
-    /// Kills both workers, stops the simulators and removes the work directory.
+    /// Kills both workers, stops the simulators and removes the work directory (on drop).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         for worker in [&mut self.extractor, &mut self.deliverer] {
             if worker.is_running() {
@@ -667,14 +667,29 @@ impl ChaosPipeline {
             }
         }
         self.shutdown.cancel();
-        let _ = std::fs::remove_dir_all(&self.workdir);
         Ok(())
     }
 }
 
 impl Drop for ChaosPipeline {
+    /// On a failing test (a panic before `stop`), prints the workers' logs and keeps the work
+    /// directory for a look; otherwise removes it.
+    #[allow(
+        clippy::print_stderr,
+        reason = "a failing test's diagnostics go to its output"
+    )]
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if std::thread::panicking() {
+            eprintln!(
+                "{}: worker logs kept in {}\n{}",
+                self.options.scenario,
+                self.workdir.display(),
+                self.worker_logs()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.workdir);
+        }
     }
 }
 
