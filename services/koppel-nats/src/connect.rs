@@ -7,8 +7,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// How to reach NATS. Part of every service's config (`[nats]`).
-#[derive(Debug, Clone, Deserialize)]
+/// How to reach NATS. Part of every service's config (`[nats]`). Its `Debug` shows the URL
+/// without credentials and no secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSettings {
     /// One or more server URLs, comma separated: `nats://a:4222,nats://b:4222`.
@@ -45,6 +46,23 @@ impl Default for NatsSettings {
             client_name: None,
             initial_connect_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl std::fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("url", &split_credentials(&self.url).0)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("token", &self.token)
+            .field("nkey_seed", &self.nkey_seed)
+            .field("credentials_file", &self.credentials_file)
+            .field("require_tls", &self.require_tls)
+            .field("tls_root_certificates", &self.tls_root_certificates)
+            .field("client_name", &self.client_name)
+            .field("initial_connect_timeout", &self.initial_connect_timeout)
+            .finish()
     }
 }
 
@@ -102,6 +120,20 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
     if let Some(name) = &settings.client_name {
         options = options.name(name);
     }
+    // Credentials written into the URL (`nats://user:password@host`) go through the options
+    // like configured ones, and the URL kept for connecting and for errors has none.
+    let (url, url_credentials) = split_credentials(&settings.url);
+    let configured = settings.user.is_some()
+        || settings.token.is_some()
+        || settings.nkey_seed.is_some()
+        || settings.credentials_file.is_some();
+    match url_credentials {
+        Some(UrlCredentials::UserAndPassword(user, password)) if !configured => {
+            options = options.user_and_password(user, password);
+        }
+        Some(UrlCredentials::Token(token)) if !configured => options = options.token(token),
+        _ => {}
+    }
     if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
         options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
     }
@@ -127,7 +159,6 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
     if let Some(path) = &settings.tls_root_certificates {
         options = options.add_root_certificates(path.clone());
     }
-    let url = settings.url.clone();
     let servers = server_addresses(&url)?;
     if settings.initial_connect_timeout.is_zero() {
         return options
@@ -170,6 +201,70 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
     }
 }
 
+/// Credentials found in a NATS URL.
+enum UrlCredentials {
+    UserAndPassword(String, String),
+    Token(String),
+}
+
+/// `nats://user:password@a:4222,nats://b:4222` without its credentials, and the (last)
+/// credentials it held. Percent-escapes in them are decoded, as in any URL.
+fn split_credentials(urls: &str) -> (String, Option<UrlCredentials>) {
+    let mut credentials = None;
+    let cleaned: Vec<String> = urls
+        .split(',')
+        .map(|url| {
+            let url = url.trim();
+            let authority_start = url.find("://").map_or(0, |index| index + 3);
+            let authority_end = url[authority_start..]
+                .find(['/', '?', '#'])
+                .map_or(url.len(), |index| authority_start + index);
+            match url[authority_start..authority_end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &url[authority_start..authority_start + at];
+                    credentials = Some(match userinfo.split_once(':') {
+                        Some((user, password)) => UrlCredentials::UserAndPassword(
+                            percent_decode(user),
+                            percent_decode(password),
+                        ),
+                        None => UrlCredentials::Token(percent_decode(userinfo)),
+                    });
+                    format!(
+                        "{}{}",
+                        &url[..authority_start],
+                        &url[authority_start + at + 1..]
+                    )
+                }
+                None => url.to_owned(),
+            }
+        })
+        .collect();
+    (cleaned.join(","), credentials)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| text.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 /// `nats://a:4222,nats://b:4222` into its servers: async-nats parses one URL per string.
 fn server_addresses(urls: &str) -> Result<Vec<async_nats::ServerAddr>, ConnectError> {
     urls.split(',')
@@ -205,12 +300,38 @@ mod tests {
             password: Some(SecretString::from("hunter2-password")),
             token: Some(SecretString::from("token-abc")),
             nkey_seed: Some(SecretString::from("SUAEXAMPLESEED")),
+            url: "nats://koppel:url-password@127.0.0.1:4222".to_owned(),
             ..NatsSettings::default()
         };
         let debug = format!("{settings:?}");
-        for secret in ["hunter2-password", "token-abc", "SUAEXAMPLESEED"] {
+        assert!(debug.contains("nats://127.0.0.1:4222"), "{debug}");
+        for secret in [
+            "hunter2-password",
+            "token-abc",
+            "SUAEXAMPLESEED",
+            "url-password",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn credentials_are_taken_out_of_urls() {
+        let (url, credentials) =
+            split_credentials("nats://koppel:p%40ss@nats-1:4222/, tls://nats-2:4222");
+        assert_eq!(url, "nats://nats-1:4222/,tls://nats-2:4222");
+        assert!(matches!(
+            credentials,
+            Some(UrlCredentials::UserAndPassword(user, password)) if user == "koppel" && password == "p@ss"
+        ));
+        let (url, credentials) = split_credentials("nats://s3cr3t-token@127.0.0.1:4222");
+        assert_eq!(url, "nats://127.0.0.1:4222");
+        assert!(
+            matches!(credentials, Some(UrlCredentials::Token(token)) if token == "s3cr3t-token")
+        );
+        let (url, credentials) = split_credentials("nats://127.0.0.1:4222");
+        assert_eq!(url, "nats://127.0.0.1:4222");
+        assert!(credentials.is_none());
     }
 
     #[test]

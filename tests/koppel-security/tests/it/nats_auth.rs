@@ -204,6 +204,54 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         "{}",
         refused_cli.stderr
     );
+
+    // Credentials in the URL, as NATS tools accept them: they work, and neither an error, nor
+    // the command's output, nor any debug log line shows the password.
+    let with_credentials =
+        |password: &str| format!("nats://koppel:{password}@localhost:{}", nats.port);
+    connect_and_ensure_topology(&settings(with_credentials(&password))).await;
+    let error = refused(
+        &settings(with_credentials(&wrong_password)),
+        &wrong_password,
+    )
+    .await;
+    assert!(
+        error.to_string().contains("authorization violation"),
+        "{error}"
+    );
+    for url_password in [&password, &wrong_password] {
+        let mut command = koppel_command(
+            &[
+                "--nats-url",
+                &with_credentials(url_password),
+                "--namespace",
+                "authurl",
+                "status",
+            ],
+            "debug",
+        );
+        command.env("NO_COLOR", "1");
+        let captured = run_koppel("koppel status (credentials in the URL)", command).await;
+        assert_eq!(
+            captured.success,
+            url_password == &password,
+            "{}",
+            captured
+                .stderr
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .replace(url_password.as_str(), "<HIT>")
+        );
+        let mut report = ScanReport::default();
+        report.scan(
+            &captured.label,
+            &captured.all(),
+            &[Needle::text("the URL's password", url_password.as_str())],
+            &[],
+        );
+        assert!(report.hits.is_empty(), "{}", report.hits.join("\n"));
+    }
     let _ = std::fs::remove_dir_all(&directory);
     nats.stop().await;
 }
