@@ -146,3 +146,49 @@ impl ChaosReport {
         println!("{}", self.text());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn clean() -> ChaosReport {
+        ChaosReport {
+            scenario: "unit".to_owned(),
+            events_in_stream: 42,
+            lost_in_delivery: BTreeMap::from([("insurer".to_owned(), 0)]),
+            duplicates_absorbed_at_publish: 2,
+            duplicates_absorbed_by_recipient: BTreeMap::from([("insurer".to_owned(), 3)]),
+            time_to_recover: Duration::from_millis(1_250),
+            ..ChaosReport::default()
+        }
+    }
+
+    #[test]
+    fn the_verdict_line_has_the_agreed_shape() {
+        assert_eq!(
+            clean().verdict_line(),
+            "CHAOS unit: PASS lost=0 order_violations=0 duplicates=5 recovered_in=1.2s events=42"
+        );
+    }
+
+    #[test]
+    fn a_loss_an_order_violation_or_a_changed_duplicate_fails_the_verdict() {
+        let mut lost = clean();
+        lost.lost_in_delivery.insert("webhooks".to_owned(), 1);
+        let mut out_of_order = clean();
+        out_of_order
+            .order_violations
+            .insert("insurer".to_owned(), 1);
+        let mut changed_duplicate = clean();
+        changed_duplicate.duplicates_with_different_body = 1;
+        let mut nothing_published = clean();
+        nothing_published.events_in_stream = 0;
+        for report in [lost, out_of_order, changed_duplicate, nothing_published] {
+            assert!(!report.passed(), "{}", report.text());
+            assert!(report.verdict_line().contains(": FAIL "));
+        }
+        assert!(clean().passed());
+    }
+}
