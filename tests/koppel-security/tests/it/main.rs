@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod credential_errors;
 mod demo_output;
 mod nats_auth;
 mod secrets_at_rest;
