@@ -35,8 +35,17 @@ fn locate_binary() -> anyhow::Result<PathBuf> {
         .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("koppel")));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The profile this test binary was built with (`target/<profile>/deps/<test>`).
+    let release = next_to_tests
+        .as_ref()
+        .and_then(|path| path.parent()?.file_name())
+        .is_some_and(|profile| profile == "release");
+    let mut arguments = vec!["build", "-p", "koppel", "--bin", "koppel"];
+    if release {
+        arguments.push("--release");
+    }
     let built = Command::new(&cargo)
-        .args(["build", "-p", "koppel", "--bin", "koppel"])
+        .args(&arguments)
         .current_dir(&workspace)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
