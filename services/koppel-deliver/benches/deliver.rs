@@ -6,7 +6,10 @@
 //!
 //! `cargo bench -p koppel-deliver` (needs Docker and the local NATS image, or
 //! `KOPPEL_NATS_URL`). `KOPPEL_BENCH_EVENTS` changes the large backlog (default 100000).
-//! Prints figures; asserts nothing.
+//! Prints figures and appends them to `$KOPPEL_BENCH_REPORT` (see koppel-bench-report);
+//! asserts nothing. Besides the rates it reports the process's CPU time per delivered event
+//! (deliverer and endpoint together; NATS runs in its container): on a shared machine the
+//! rate follows what the neighbours leave over, the CPU cost per event much less so.
 //!
 //! The endpoint is a bench-local axum handler that only counts, not koppel-sim's webhook
 //! receiver: the receiver keeps a journal of every body, whose memory would hide the
@@ -24,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use koppel_bench_report::{Figure, Target, record};
 use koppel_deliver::{ConsumerSettings, DelivererConfig, SecretKeySource};
 use koppel_events::{Event, sample};
 use koppel_nats::{
@@ -59,6 +63,23 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|value| value.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// User plus system CPU time of this process so far (all threads), from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |index: usize| -> u64 {
+        fields
+            .get(index)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the kernel
+    // counts them in USER_HZ, which is 100 on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 async fn endpoint() -> (String, Arc<AtomicU64>) {
@@ -171,8 +192,9 @@ async fn register(topology: &Topology, key: &SecretKey, url: &str) {
         .unwrap();
 }
 
-/// Delivers a backlog of `count` events with the koppel deliverer; returns events per second.
-async fn koppel_delivery(topology: &Topology, count: u64) -> f64 {
+/// Delivers a backlog of `count` events with the koppel deliverer; returns events per second
+/// and the process's CPU time per event in microseconds.
+async fn koppel_delivery(topology: &Topology, count: u64) -> (f64, f64) {
     let encoded = SecretKey::generate_base64().unwrap();
     let key = SecretKey::from_base64(&encoded).unwrap();
     let (url, received) = endpoint().await;
@@ -190,15 +212,20 @@ async fn koppel_delivery(topology: &Topology, count: u64) -> f64 {
         ..DelivererConfig::default()
     };
     let shutdown = CancellationToken::new();
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let deliverer = tokio::spawn(koppel_deliver::run(config, shutdown.clone()));
     while received.load(Ordering::Relaxed) < count {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
     shutdown.cancel();
     deliverer.await.unwrap().unwrap();
-    count as f64 / elapsed.as_secs_f64()
+    (
+        count as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / count as f64,
+    )
 }
 
 /// A raw async-nats pull-and-ack loop over the same stream, with a consumer of the same shape
@@ -225,10 +252,10 @@ async fn run() {
     println!("# koppel delivery benchmark");
     let small = fresh_topology().await;
     publish(&small, 10_000).await;
-    let small_rate = koppel_delivery(&small, 10_000).await;
+    let (small_rate, small_cpu) = koppel_delivery(&small, 10_000).await;
     let rss_small = peak_rss_kib();
     println!(
-        "koppel deliverer, 10,000-event backlog:  {small_rate:>9.0} events/s; peak RSS {rss_small} KiB"
+        "koppel deliverer, 10,000-event backlog:  {small_rate:>9.0} events/s, {small_cpu:.0} us CPU/event; peak RSS {rss_small} KiB"
     );
 
     let count: u64 = std::env::var("KOPPEL_BENCH_EVENTS")
@@ -237,17 +264,65 @@ async fn run() {
         .unwrap_or(100_000);
     let large = fresh_topology().await;
     publish(&large, count).await;
-    let large_rate = koppel_delivery(&large, count).await;
+    let (large_rate, large_cpu) = koppel_delivery(&large, count).await;
     let rss_large = peak_rss_kib();
     println!(
-        "koppel deliverer, {count}-event backlog: {large_rate:>9.0} events/s; peak RSS {rss_large} KiB"
+        "koppel deliverer, {count}-event backlog: {large_rate:>9.0} events/s, {large_cpu:.0} us CPU/event; peak RSS {rss_large} KiB"
     );
 
+    let raw_cpu_before = process_cpu();
     let raw_rate = raw_pull_and_ack(&large, count).await;
-    println!("raw async-nats pull-and-ack, same {count} messages: {raw_rate:>9.0} messages/s");
+    let raw_cpu = process_cpu().saturating_sub(raw_cpu_before).as_secs_f64() * 1e6 / count as f64;
     println!(
-        "ratio koppel / raw: {:.2} (target >= 0.5); peak RSS growth 10k -> 100k backlog: {} KiB",
+        "raw async-nats pull-and-ack, same {count} messages: {raw_rate:>9.0} messages/s, {raw_cpu:.1} us CPU/message"
+    );
+    println!(
+        "ratio koppel / raw: {:.2} (target >= 0.5); peak RSS growth 10k -> {count} backlog: {} KiB",
         large_rate / raw_rate,
         rss_large.saturating_sub(rss_small)
     );
+    let raw = "raw async-nats pull-and-ack, same messages";
+    for figure in [
+        Figure::against(
+            "deliver",
+            "koppel deliverer",
+            large_rate,
+            "events/s",
+            raw,
+            raw_rate,
+        )
+        .with_target(Target::AtLeast(0.5))
+        .with_note(format!(
+            "{count}-event backlog, 1,000 employees, webhook endpoint answering at once"
+        )),
+        Figure::against(
+            "deliver",
+            "koppel deliverer, small backlog",
+            small_rate,
+            "events/s",
+            raw,
+            raw_rate,
+        )
+        .with_note("10,000-event backlog"),
+        Figure::plain(
+            "deliver",
+            "CPU per event, deliverer + endpoint",
+            large_cpu,
+            "µs",
+        )
+        .with_note(format!(
+            "raw loop: {raw_cpu:.1} µs per message in this process"
+        )),
+        Figure::against(
+            "deliver",
+            "peak RSS after the large backlog",
+            rss_large as f64 / 1024.0,
+            "MiB",
+            "peak RSS after the 10,000-event backlog",
+            rss_small as f64 / 1024.0,
+        )
+        .with_note("memory is bounded by max_ack_pending, not by the backlog"),
+    ] {
+        record(&figure).unwrap();
+    }
 }

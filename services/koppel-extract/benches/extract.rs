@@ -8,7 +8,9 @@
 //! simulator (and its world) runs in that process too; the RSS before extraction is reported
 //! so the extractor's share can be read off.
 //!
-//! Run: `cargo bench -p koppel-extract` (with `KOPPEL_NATS_IMAGE` as for the tests).
+//! Run: `cargo bench -p koppel-extract` (with `KOPPEL_NATS_IMAGE` as for the tests). Each
+//! child hands its figures back in a file; the parent appends calls and memory per employee at
+//! 5× against 1× to `$KOPPEL_BENCH_REPORT` (see koppel-bench-report).
 
 #![allow(
     clippy::print_stdout,
@@ -21,6 +23,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use koppel_bench_report::{Figure, record};
 use koppel_events::SyncKind;
 use koppel_extract::loket::{LoketSettings, client_secret_context, store_refresh_token};
 use koppel_extract::unit4::Unit4Settings;
@@ -37,6 +40,9 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 const SCENARIO_VARIABLE: &str = "KOPPEL_EXTRACT_BENCH_SCENARIO";
+/// The file a child writes its figures to: calls per employee, growth per employee in kB and
+/// events per second, space separated.
+const RESULT_VARIABLE: &str = "KOPPEL_EXTRACT_BENCH_RESULT";
 const EMPLOYERS: usize = 20;
 /// Employers extracted at once, as the worker's default `max_concurrent_employers`.
 const CONCURRENT_EMPLOYERS: usize = 4;
@@ -73,13 +79,61 @@ fn main() {
         "growth/emp"
     );
     let exe = std::env::current_exe().expect("own path");
+    let result_file =
+        std::env::temp_dir().join(format!("koppel-extract-bench-{}", std::process::id()));
     for source in ["loket", "unit4"] {
+        let mut figures = Vec::new();
         for employees in [1_000usize, 5_000] {
+            let _ = std::fs::remove_file(&result_file);
             let status = std::process::Command::new(&exe)
                 .env(SCENARIO_VARIABLE, format!("{source}:{employees}"))
+                .env(RESULT_VARIABLE, &result_file)
                 .status()
                 .expect("child run");
             assert!(status.success(), "scenario {source} {employees} failed");
+            let result = std::fs::read_to_string(&result_file).expect("the child's figures");
+            let values: Vec<f64> = result
+                .split_whitespace()
+                .map(|value| value.parse().expect("a number"))
+                .collect();
+            figures.push(values);
+        }
+        let _ = std::fs::remove_file(&result_file);
+        let (one, five) = (&figures[0], &figures[1]);
+        let bench = "extract";
+        for figure in [
+            Figure::against(
+                bench,
+                &format!("{source}: API calls per employee at 5×"),
+                five[0],
+                "calls",
+                "at 1×",
+                one[0],
+            )
+            .with_note(format!(
+                "{EMPLOYERS} employers × 5,000 vs × 1,000 employees"
+            )),
+            Figure::against(
+                bench,
+                &format!("{source}: peak memory growth per employee at 5×"),
+                five[1],
+                "kB",
+                "at 1×",
+                one[1],
+            )
+            .with_note(
+                "peak RSS over RSS before the sync, per employee of the employers in flight",
+            ),
+            Figure::against(
+                bench,
+                &format!("{source}: events per second at 5×"),
+                five[2],
+                "events/s",
+                "at 1×",
+                one[2],
+            ),
+        ] {
+            record(&figure).unwrap();
         }
     }
 }
@@ -239,6 +293,17 @@ async fn measure(
         peak / 1024,
         growth_per_employee_kb
     );
+    if let Some(path) = std::env::var_os(RESULT_VARIABLE) {
+        std::fs::write(
+            path,
+            format!(
+                "{} {growth_per_employee_kb} {}",
+                calls as f64 / employees as f64,
+                events as f64 / elapsed
+            ),
+        )
+        .expect("result file");
+    }
     calls
 }
 

@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p koppel-nats --bench publish` (needs Docker and the local NATS image, see
 //! README, or `KOPPEL_NATS_URL`). `KOPPEL_BENCH_EVENTS` changes the event count (default 100000).
-//! Prints figures; asserts nothing: targets are judged from the printed ratio.
+//! Prints figures and appends the publish ratio to `$KOPPEL_BENCH_REPORT` (see
+//! koppel-bench-report; the codec figures are recorded by koppel-events' codec bench); asserts
+//! nothing.
 
 #![allow(
     clippy::print_stdout,
@@ -17,6 +19,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
+use koppel_bench_report::{Figure, Target, record};
 use koppel_events::sample;
 use koppel_nats::{PreparedEvent, Publisher, PublisherSettings, Topology, TopologySettings};
 
@@ -113,6 +116,21 @@ async fn run() {
         "ratio koppel/raw: {:.2} (target >= 0.80)",
         koppel_rate / raw_rate
     );
+    record(
+        &Figure::against(
+            "publish",
+            "koppel publisher",
+            koppel_rate,
+            "events/s",
+            "raw async-nats pipelined publish",
+            raw_rate,
+        )
+        .with_target(Target::AtLeast(0.8))
+        .with_note(format!(
+            "{count} events, {IN_FLIGHT} in flight, best of 2 alternating rounds"
+        )),
+    )
+    .unwrap();
 }
 
 /// The raw baseline: the same payload bytes, pipelined with the same in-flight bound, no
