@@ -119,7 +119,12 @@ async fn refused_source_credentials_are_clear_errors_that_do_not_repeat_them() {
             !captured.success,
             "{connection} worked with refused credentials"
         );
-        let last = captured.stderr.trim().lines().last().unwrap_or_default();
+        // The command's one-line error (debug logs may come after it, as the connection closes).
+        let last = captured
+            .stderr
+            .lines()
+            .find(|line| line.starts_with("error: "))
+            .unwrap_or_default();
         println!("{connection}: {last}");
         assert!(
             last.starts_with(&format!("error: connection {connection} does not work")),

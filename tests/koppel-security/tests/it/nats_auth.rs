@@ -196,8 +196,12 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         "{}",
         refused_cli.stderr
     );
-    // The command's own error is its last line (async-nats may log the refusal before it).
-    let last = refused_cli.stderr.trim().lines().last().unwrap_or_default();
+    // The command's own one-line error (async-nats may log the refusal too).
+    let last = refused_cli
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default();
     assert!(
         last.starts_with("error: cannot connect to NATS")
             && last.contains("authorization violation"),
