@@ -2,8 +2,10 @@
 //! markdown report `docs/benchmarks.md`: the machine, a table per benchmark (figure, baseline,
 //! ratio, target, verdict) and the commands that reproduce it. `tests/benchmarks` calls it.
 //!
-//! Usage: `koppel-bench-report --figures FILE --output FILE [--fact 'Name=value']...`
-//! The facts (machine, rustc, date, load) are gathered by the script and listed as given.
+//! Usage: `koppel-bench-report --figures FILE --output FILE [--fact 'Name=value']...
+//! [--include FILE]...` The facts (machine, rustc, date, load) are gathered by the script and
+//! listed as given; included markdown files (hand-written findings, such as a profile and the
+//! figures before and after a fix) are appended verbatim.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     let mut figures_path = None;
     let mut output_path = None;
     let mut facts = Vec::new();
+    let mut includes = Vec::new();
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut value = || arguments.next().context("an option without its value");
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             "--figures" => figures_path = Some(value()?),
             "--output" => output_path = Some(value()?),
             "--fact" => facts.push(value()?),
+            "--include" => includes.push(value()?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -78,7 +82,13 @@ fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&figures_path)
         .with_context(|| format!("cannot read {figures_path}"))?;
     let figures = read_figures(&text).with_context(|| format!("{figures_path} is malformed"))?;
-    let markdown = render(&figures, &facts)?;
+    let mut markdown = render(&figures, &facts)?;
+    for include in includes {
+        let text =
+            std::fs::read_to_string(&include).with_context(|| format!("cannot read {include}"))?;
+        markdown.push('\n');
+        markdown.push_str(&text);
+    }
     std::fs::write(&output_path, markdown).with_context(|| format!("cannot write {output_path}"))
 }
 

@@ -41,6 +41,10 @@ use koppel_registry::{
 use koppel_runtime::CancellationToken;
 use secrecy::SecretString;
 
+/// The allocator the `koppel` binary runs with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EMPLOYEES: u64 = 1_000;
 const EMPLOYER: &str = "loket-acme-1001";
 
@@ -228,6 +232,55 @@ async fn koppel_delivery(topology: &Topology, count: u64) -> (f64, f64) {
     )
 }
 
+/// The recipient client alone, without NATS: the same webhook requests (JSON body, signature,
+/// HTTP round trip to the same kind of endpoint) for `count` already decoded events, 64 at a
+/// time as the recipient's `max_in_flight`. Returns requests per second and CPU per request in
+/// microseconds: the floor under the deliverer's cost per event on this machine.
+async fn recipient_client_alone(count: u64) -> (f64, f64) {
+    use koppel_deliver::recipient::{WebhookClient, WebhookSecret};
+    let (url, received) = endpoint().await;
+    let http = koppel_runtime::http::HttpClientSettings::default()
+        .client()
+        .unwrap();
+    let client = koppel_deliver::RecipientClient::Webhook(WebhookClient::new(
+        http,
+        url,
+        WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+    ));
+    let events: Vec<Event> = (0..count).map(event).collect();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    futures::stream::iter(events.iter().enumerate())
+        .map(|(index, event)| {
+            let client = &client;
+            async move {
+                let request = koppel_deliver::DeliveryRequest {
+                    event,
+                    event_id: event.header().event_id,
+                    stream_sequence: index as u64 + 1,
+                    employer_key: EMPLOYER,
+                };
+                client.deliver(&request).await
+            }
+        })
+        .buffer_unordered(64)
+        .for_each(|outcome| {
+            assert!(matches!(
+                outcome,
+                koppel_deliver::AttemptOutcome::Delivered { .. }
+            ));
+            async {}
+        })
+        .await;
+    let elapsed = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    assert_eq!(received.load(Ordering::Relaxed), count);
+    (
+        count as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / count as f64,
+    )
+}
+
 /// A raw async-nats pull-and-ack loop over the same stream, with a consumer of the same shape
 /// (same filter and max_ack_pending); returns messages per second.
 async fn raw_pull_and_ack(topology: &Topology, count: u64) -> f64 {
@@ -275,6 +328,10 @@ async fn run() {
     let raw_cpu = process_cpu().saturating_sub(raw_cpu_before).as_secs_f64() * 1e6 / count as f64;
     println!(
         "raw async-nats pull-and-ack, same {count} messages: {raw_rate:>9.0} messages/s, {raw_cpu:.1} us CPU/message"
+    );
+    let (client_rate, client_cpu) = recipient_client_alone(count.min(30_000)).await;
+    println!(
+        "recipient client alone (no NATS), 64 in flight: {client_rate:>9.0} requests/s, {client_cpu:.0} us CPU/request"
     );
     println!(
         "ratio koppel / raw: {:.2} (target >= 0.5); peak RSS growth 10k -> {count} backlog: {} KiB",

@@ -39,6 +39,10 @@ use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator the `koppel` binary runs with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The demo's defaults (`koppel demo --help`): 3 employers per source, 40 employees each.
 const DEMO_EMPLOYERS_PER_SOURCE: usize = 3;
 const DEMO_EMPLOYEES_PER_EMPLOYER: usize = 40;
