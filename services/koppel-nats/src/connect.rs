@@ -207,6 +207,11 @@ enum UrlCredentials {
     Token(String),
 }
 
+/// A NATS URL (list) fit to print: `nats://user:password@a:4222` as `nats://a:4222`.
+pub fn url_without_credentials(urls: &str) -> String {
+    split_credentials(urls).0
+}
+
 /// `nats://user:password@a:4222,nats://b:4222` without its credentials, and the (last)
 /// credentials it held. Percent-escapes in them are decoded, as in any URL.
 fn split_credentials(urls: &str) -> (String, Option<UrlCredentials>) {

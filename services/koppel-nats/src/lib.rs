@@ -21,7 +21,7 @@ pub mod read;
 pub mod schemas;
 pub mod topology;
 
-pub use connect::{ConnectError, NatsSettings, connect};
+pub use connect::{ConnectError, NatsSettings, connect, url_without_credentials};
 pub use consume::{AckOutcome, ConsumerSpec, SettleError, ensure_pull_consumer, settle};
 pub use kv::{KvError, Versioned};
 pub use publish::{PreparedEvent, PublishError, PublishReport, Publisher, PublisherSettings};

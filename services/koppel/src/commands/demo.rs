@@ -105,7 +105,8 @@ pub async fn run_demo(
         }
     };
     output.text(format!(
-        "NATS:        {nats_url}{}",
+        "NATS:        {}{}",
+        koppel_nats::url_without_credentials(&nats_url),
         if local_nats.is_some() {
             " (started for the demo)"
         } else {
