@@ -376,8 +376,8 @@ pub struct ReplayArgs {
     /// Only this employer (it must be subscribed to the recipient).
     #[arg(long)]
     pub employer: Option<String>,
-    /// The replay's name: its durable consumer is replay-<recipient>-<name>. Give the same
-    /// name to resume an interrupted replay.
+    /// The replay's name (letters, digits and `_`): its durable consumer is
+    /// replay-<recipient>-<name>. Give the same name to resume an interrupted replay.
     #[arg(long)]
     pub name: Option<String>,
 }

@@ -79,6 +79,12 @@ pub async fn run(arguments: ReplayArgs, config: &CliConfig, output: Output) -> a
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
     koppel_events::subject::validate_token("replay name", &name)?;
+    // No `-` in the name: recipient names may hold one, and `replay-a-b-c` must not be both
+    // recipient `a` with replay `b-c` and recipient `a-b` with replay `c`, or one replay could
+    // resume (and ack) the other's consumer.
+    if name.contains('-') {
+        bail!("a replay name holds letters, digits and `_` only, not `-`: {name}");
+    }
     let durable = format!("replay-{}-{name}", arguments.recipient);
     let filter_subjects = employers
         .iter()

@@ -89,5 +89,22 @@ async fn replay_redelivers_with_the_original_keys_and_only_subscribed_employers(
         "{}",
         stderr(&without_start)
     );
+
+    // `replay-hooks-a-b` could also be recipient `hooks-a`'s replay `b`.
+    let ambiguous = installation.koppel(&[
+        "replay",
+        "--recipient",
+        "hooks",
+        "--from-seq",
+        "1",
+        "--name",
+        "a-b",
+    ]);
+    assert_eq!(ambiguous.status.code(), Some(1));
+    assert!(
+        stderr(&ambiguous).contains("not `-`"),
+        "{}",
+        stderr(&ambiguous)
+    );
     running.stop().await.unwrap();
 }
