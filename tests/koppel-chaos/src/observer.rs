@@ -75,6 +75,15 @@ impl PublishObserver {
         }
     }
 
+    /// Event ids published more than once.
+    pub fn repeated_ids(&self) -> std::collections::BTreeSet<String> {
+        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.iter()
+            .filter(|(_, count)| **count > 1)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Messages seen so far.
     pub fn messages(&self) -> u64 {
         *self.messages.borrow()

@@ -33,6 +33,9 @@ pub struct ChaosReport {
     /// Event ids stored more than once in the events stream: a repeat the duplicate window
     /// did not absorb (recipients' idempotency keys still would).
     pub duplicate_ids_in_stream: u64,
+    /// (entity, revision) pairs carried by more than one event id: an entity re-announced
+    /// with new content under a revision already published. Reported, not failed on.
+    pub revisions_reused: u64,
     pub dead_lettered: BTreeMap<String, u64>,
     pub delivered: BTreeMap<String, u64>,
     /// Differences from the ground truth that lose nothing (an extra event, more changed
@@ -125,6 +128,10 @@ impl ChaosReport {
         lines.push(format!(
             "  {:<32} {}",
             "duplicate event ids in stream", self.duplicate_ids_in_stream
+        ));
+        lines.push(format!(
+            "  {:<32} {}",
+            "revisions reused (new content)", self.revisions_reused
         ));
         lines.push(per_recipient("dead-lettered", &self.dead_lettered));
         lines.push(format!(
