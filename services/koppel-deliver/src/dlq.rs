@@ -432,6 +432,16 @@ pub async fn purge(
     reason: &str,
 ) -> Result<PurgeReport, DlqError> {
     let letters = selected_letters(topology, selection, true).await?;
+    // One named dead letter that is not this recipient's is an error, as in `show` and
+    // `retry`: "purged 0" would read as if it had been handled.
+    if let Some(sequence) = selection.dlq_sequence
+        && !letters.iter().any(|letter| letter.dlq_sequence == sequence)
+    {
+        return Err(DlqError::NotFound {
+            recipient: selection.recipient.clone(),
+            dlq_sequence: sequence,
+        });
+    }
     let stream = dlq_stream(topology).await?;
     let mut report = PurgeReport::default();
     let mut lanes = std::collections::BTreeSet::new();
