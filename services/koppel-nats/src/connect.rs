@@ -92,6 +92,9 @@ pub enum ConnectError {
         seconds: u64,
         reason: String,
     },
+    /// The seed itself is never part of the message.
+    #[error("the configured NATS nkey seed is not a valid user seed (it starts with SU): {reason}")]
+    InvalidNkeySeed { reason: String },
     #[error("NATS refused the connection to {url}: {reason}")]
     Refused { url: String, reason: String },
 }
@@ -141,6 +144,13 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
         options = options.token(token.expose_secret().to_owned());
     }
     if let Some(seed) = &settings.nkey_seed {
+        // async-nats only fails later, as "failed signing nonce", which names neither the
+        // setting nor the cause.
+        nkeys::KeyPair::from_seed(seed.expose_secret()).map_err(|error| {
+            ConnectError::InvalidNkeySeed {
+                reason: error.kind().to_string(),
+            }
+        })?;
         options = options.nkey(seed.expose_secret().to_owned());
     }
     if let Some(path) = &settings.credentials_file {
@@ -363,5 +373,23 @@ mod tests {
                 .starts_with("cannot reach NATS at nats://127.0.0.1:1"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_nkey_seed_is_named_without_showing_it() {
+        let seed = "SUNOTAVALIDSEEDATALLBUTLONGENOUGHTOLOOKLIKEONE";
+        let settings = NatsSettings {
+            url: "nats://127.0.0.1:1".to_owned(),
+            nkey_seed: Some(seed.to_owned().into()),
+            initial_connect_timeout: Duration::from_secs(2),
+            ..NatsSettings::default()
+        };
+        let error = connect(&settings).await.unwrap_err();
+        assert!(
+            matches!(error, ConnectError::InvalidNkeySeed { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("nkey seed"), "{error}");
+        assert!(!error.to_string().contains(seed), "{error}");
     }
 }
