@@ -361,14 +361,25 @@ async fn run() {
             raw_rate,
         )
         .with_note("10,000-event backlog"),
-        Figure::plain(
+        Figure::against(
+            "deliver",
+            "koppel deliverer against its recipient client alone",
+            large_rate,
+            "events/s",
+            "the same webhook requests without NATS, 64 in flight",
+            client_rate,
+        )
+        .with_note("what pulling, lanes, decoding and acking cost on top of the HTTP delivery"),
+        Figure::against(
             "deliver",
             "CPU per event, deliverer + endpoint",
             large_cpu,
             "µs",
+            "recipient client alone + endpoint, per request",
+            client_cpu,
         )
         .with_note(format!(
-            "raw loop: {raw_cpu:.1} µs per message in this process"
+            "raw pull-and-ack loop: {raw_cpu:.1} µs per message in this process"
         )),
         Figure::against(
             "deliver",
