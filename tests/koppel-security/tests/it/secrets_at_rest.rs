@@ -10,13 +10,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::StreamExt;
-use koppel_extract::client_secret_context;
-use koppel_registry::{
-    Connection, ConnectionSettings, LoketConnectionSettings, Recipient, RecipientSettings,
-    Registry, SealError, SecretKey, Unit4ConnectionSettings, Unit4Paths,
-};
-use koppel_sim::suite::{SimulatorSuite, SuiteConfig, UNIT4_CLIENT_ID, UNIT4_CLIENT_SECRET};
-use secrecy::{ExposeSecret, SecretString};
+use koppel_registry::{Recipient, RecipientSettings, SealError, SecretKey};
+use koppel_sim::suite::{SimulatorSuite, SuiteConfig, UNIT4_CLIENT_SECRET};
+use secrecy::ExposeSecret;
 
 use crate::support::*;
 
@@ -63,10 +59,14 @@ async fn all_raw_values(bucket: &async_nats::jetstream::kv::Store) -> Vec<(Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_in_kv_are_sealed_and_need_the_right_key() {
-    let topology = koppel_test_support::topology().await;
-    let registry = Registry::new(topology.registry.clone());
-    let encoded_key = SecretKey::generate_base64().unwrap();
-    let key = SecretKey::from_base64(&encoded_key).unwrap();
+    let space = TestNamespace::new().await;
+    let TestNamespace {
+        topology,
+        registry,
+        encoded_key,
+        key,
+        ..
+    } = &space;
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let loket_secret = format!("loket-client-secret-{unique}");
     let refresh_token = format!("loket-refresh-token-{unique}");
@@ -78,66 +78,30 @@ async fn secrets_in_kv_are_sealed_and_need_the_right_key() {
     let suite = SimulatorSuite::start(&SuiteConfig::local(3, 1, 2), shutdown.clone())
         .await
         .unwrap();
-    registry
-        .put_connection(&Connection {
-            id: "unit4-sealed".to_owned(),
-            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
-                token_url: suite.unit4_token_url(),
-                scope: suite.unit4.config().scope.clone(),
-                api_base_url: suite.unit4_api_base_url(),
-                client_id: UNIT4_CLIENT_ID.to_owned(),
-                client_secret: key
-                    .seal(
-                        &SecretString::from(UNIT4_CLIENT_SECRET),
-                        &client_secret_context("unit4-sealed"),
-                    )
-                    .unwrap(),
-                paths: Unit4Paths::default(),
-            }),
-            poll_interval_seconds: 900,
-            full_sync_interval_seconds: 900,
-        })
-        .await
-        .unwrap();
-    registry
-        .put_connection(&Connection {
-            id: "loket-sealed".to_owned(),
-            settings: ConnectionSettings::Loket(LoketConnectionSettings {
-                oauth_base_url: "http://127.0.0.1:1".to_owned(),
-                api_base_url: "http://127.0.0.1:1/v2".to_owned(),
-                client_id: "koppel".to_owned(),
-                client_secret: key
-                    .seal(
-                        &SecretString::from(loket_secret.clone()),
-                        &client_secret_context("loket-sealed"),
-                    )
-                    .unwrap(),
-                redirect_uri: "http://localhost/callback".to_owned(),
-            }),
-            poll_interval_seconds: 60,
-            full_sync_interval_seconds: 86_400,
-        })
-        .await
-        .unwrap();
-    koppel_extract::loket::store_refresh_token(
-        &topology.tokens,
-        &key,
-        "loket-sealed",
-        &SecretString::from(refresh_token.clone()),
-    )
-    .await
-    .unwrap();
+    space
+        .register_unit4_connection("unit4-sealed", &suite, UNIT4_CLIENT_SECRET, 900)
+        .await;
+    space
+        .register_loket_connection(
+            "loket-sealed",
+            LoketEndpoint::Unreachable,
+            &loket_secret,
+            60,
+        )
+        .await;
+    space
+        .store_refresh_token("loket-sealed", &refresh_token)
+        .await;
     registry
         .put_recipient(&Recipient {
             name: "insurer-sealed".to_owned(),
             settings: RecipientSettings::PensionInsurer {
                 base_url: "http://127.0.0.1:2".to_owned(),
-                api_token: key
-                    .seal(
-                        &SecretString::from(insurer_token.clone()),
-                        &koppel_deliver::recipient::secret_context("insurer-sealed", "api_token"),
-                    )
-                    .unwrap(),
+                api_token: space.seal_recipient_secret(
+                    "insurer-sealed",
+                    "api_token",
+                    &insurer_token,
+                ),
                 employer_links: Default::default(),
             },
             max_in_flight: 4,
@@ -149,12 +113,7 @@ async fn secrets_in_kv_are_sealed_and_need_the_right_key() {
             name: "hooks-sealed".to_owned(),
             settings: RecipientSettings::Webhook {
                 url: "http://127.0.0.1:3/webhooks".to_owned(),
-                secret: key
-                    .seal(
-                        &SecretString::from(webhook_secret.clone()),
-                        &koppel_deliver::recipient::secret_context("hooks-sealed", "secret"),
-                    )
-                    .unwrap(),
+                secret: space.seal_recipient_secret("hooks-sealed", "secret", &webhook_secret),
             },
             max_in_flight: 4,
         })
@@ -233,22 +192,8 @@ async fn secrets_in_kv_are_sealed_and_need_the_right_key() {
     assert!(error.to_string().contains("wrong key"), "{error}");
 
     // The command: with the key it works, without one or with another it says why.
-    let names = topology.names.clone();
-    let nats_url = koppel_test_support::nats_server().url.clone();
-    let namespace = names.namespace().unwrap().to_owned();
     let run = |key: Option<String>| {
-        let mut command = koppel_command(
-            &[
-                "--nats-url",
-                &nats_url,
-                "--namespace",
-                &namespace,
-                "connection",
-                "test",
-                "unit4-sealed",
-            ],
-            "warn",
-        );
+        let mut command = space.koppel_command(&["connection", "test", "unit4-sealed"], "warn");
         if let Some(key) = key {
             command.env("KOPPEL_SECRET_KEY", key);
         }

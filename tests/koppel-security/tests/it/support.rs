@@ -1,10 +1,20 @@
-//! Shared plumbing: running the `koppel` command as a child process, bounded polling, and the
-//! scanner that looks for secrets and BSNs in captured output without ever printing them.
+//! Shared plumbing: a fresh namespace with a sealing key and its connection setup, running the
+//! `koppel` command as a child process, bounded polling, and the scanner that looks for secrets
+//! and BSNs in captured output without ever printing them.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use koppel_extract::client_secret_context;
+use koppel_nats::Topology;
+use koppel_registry::{
+    Connection, ConnectionSettings, LoketConnectionSettings, Registry, SealedSecret, SecretKey,
+    Unit4ConnectionSettings, Unit4Paths,
+};
+use koppel_sim::suite::{SimulatorSuite, UNIT4_CLIENT_ID};
+use secrecy::SecretString;
 
 /// The `koppel` program under test: `$KOPPEL_BIN` when set (a release build, say), else the copy
 /// cargo built for this crate (`koppel::main()`, as services/koppel's binary).
@@ -12,6 +22,164 @@ pub(crate) fn koppel_binary() -> PathBuf {
     match std::env::var_os("KOPPEL_BIN") {
         Some(path) => PathBuf::from(path),
         None => PathBuf::from(env!("CARGO_BIN_EXE_koppel-security-cli")),
+    }
+}
+
+/// A fresh, isolated topology on the test binary's NATS server, its registry, and a new sealing
+/// key, both as `KOPPEL_SECRET_KEY` takes it (`encoded_key`) and parsed (`key`).
+pub(crate) struct TestNamespace {
+    pub(crate) topology: Topology,
+    pub(crate) registry: Registry,
+    pub(crate) encoded_key: String,
+    pub(crate) key: SecretKey,
+    pub(crate) nats_url: String,
+    pub(crate) namespace: String,
+}
+
+/// Where a registered Loket connection points.
+pub(crate) enum LoketEndpoint<'a> {
+    /// The suite's Loket simulator, with the client id and redirect URI it knows.
+    Simulator(&'a SimulatorSuite),
+    /// An address nothing listens on, for a connection that is only stored, never used.
+    Unreachable,
+}
+
+impl TestNamespace {
+    pub(crate) async fn new() -> Self {
+        let topology = koppel_test_support::topology().await;
+        let registry = Registry::new(topology.registry.clone());
+        let encoded_key = SecretKey::generate_base64().unwrap();
+        let key = SecretKey::from_base64(&encoded_key).unwrap();
+        let nats_url = koppel_test_support::nats_server().url.clone();
+        let namespace = topology.names.namespace().unwrap().to_owned();
+        TestNamespace {
+            topology,
+            registry,
+            encoded_key,
+            key,
+            nats_url,
+            namespace,
+        }
+    }
+
+    /// A `koppel` command on this namespace (`--nats-url … --namespace …`, then `arguments`),
+    /// without `KOPPEL_SECRET_KEY`: callers choose the key, or none.
+    pub(crate) fn koppel_command(&self, arguments: &[&str], log_filter: &str) -> Command {
+        let mut all = vec![
+            "--nats-url",
+            self.nats_url.as_str(),
+            "--namespace",
+            self.namespace.as_str(),
+        ];
+        all.extend_from_slice(arguments);
+        koppel_command(&all, log_filter)
+    }
+
+    /// `secret` sealed as connection `connection_id`'s client secret.
+    pub(crate) fn seal_client_secret(&self, connection_id: &str, secret: &str) -> SealedSecret {
+        self.key
+            .seal(
+                &SecretString::from(secret),
+                &client_secret_context(connection_id),
+            )
+            .unwrap()
+    }
+
+    /// `secret` sealed as `field` (`api_token`, `secret`) of recipient `recipient`.
+    pub(crate) fn seal_recipient_secret(
+        &self,
+        recipient: &str,
+        field: &str,
+        secret: &str,
+    ) -> SealedSecret {
+        self.key
+            .seal(
+                &SecretString::from(secret),
+                &koppel_deliver::recipient::secret_context(recipient, field),
+            )
+            .unwrap()
+    }
+
+    /// Registers Loket connection `id` with `client_secret` sealed; full syncs once a day.
+    pub(crate) async fn register_loket_connection(
+        &self,
+        id: &str,
+        endpoint: LoketEndpoint<'_>,
+        client_secret: &str,
+        poll_interval_seconds: u64,
+    ) {
+        let (oauth_base_url, api_base_url, client_id, redirect_uri) = match endpoint {
+            LoketEndpoint::Simulator(suite) => {
+                let loket = suite.loket.config();
+                (
+                    suite.loket_oauth_base_url(),
+                    suite.loket_api_base_url(),
+                    loket.client_id.clone(),
+                    loket.redirect_uri.clone(),
+                )
+            }
+            LoketEndpoint::Unreachable => (
+                "http://127.0.0.1:1".to_owned(),
+                "http://127.0.0.1:1/v2".to_owned(),
+                "koppel".to_owned(),
+                "http://localhost/callback".to_owned(),
+            ),
+        };
+        self.registry
+            .put_connection(&Connection {
+                id: id.to_owned(),
+                settings: ConnectionSettings::Loket(LoketConnectionSettings {
+                    oauth_base_url,
+                    api_base_url,
+                    client_id,
+                    client_secret: self.seal_client_secret(id, client_secret),
+                    redirect_uri,
+                }),
+                poll_interval_seconds,
+                full_sync_interval_seconds: 86_400,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Stores `refresh_token` (sealed) as Loket connection `id`'s, as `koppel connection
+    /// authorize` would.
+    pub(crate) async fn store_refresh_token(&self, id: &str, refresh_token: &str) {
+        koppel_extract::loket::store_refresh_token(
+            &self.topology.tokens,
+            &self.key,
+            id,
+            &SecretString::from(refresh_token),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Registers Unit4 connection `id` against the suite's Unit4 simulator with `client_secret`
+    /// sealed; it polls and fully syncs every `interval_seconds`.
+    pub(crate) async fn register_unit4_connection(
+        &self,
+        id: &str,
+        suite: &SimulatorSuite,
+        client_secret: &str,
+        interval_seconds: u64,
+    ) {
+        self.registry
+            .put_connection(&Connection {
+                id: id.to_owned(),
+                settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
+                    token_url: suite.unit4_token_url(),
+                    scope: suite.unit4.config().scope.clone(),
+                    api_base_url: suite.unit4_api_base_url(),
+                    client_id: UNIT4_CLIENT_ID.to_owned(),
+                    client_secret: self.seal_client_secret(id, client_secret),
+                    paths: Unit4Paths::default(),
+                }),
+                poll_interval_seconds: interval_seconds,
+                full_sync_interval_seconds: interval_seconds,
+            })
+            .await
+            .unwrap();
     }
 }
 

@@ -14,15 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use koppel_deliver::dlq::{self, DlqSelection};
-use koppel_extract::{Extractor, ExtractorConfig, SyncOptions, client_secret_context};
+use koppel_extract::{Extractor, ExtractorConfig, SyncOptions};
 use koppel_nats::{NatsSettings, Topology};
-use koppel_registry::{
-    Connection, ConnectionSettings, EmployerRegistration, LoketConnectionSettings, Recipient,
-    RecipientSettings, Registry, SecretKey, Unit4ConnectionSettings, Unit4Paths,
-};
-use koppel_sim::suite::{
-    LOKET_USER, SimulatorSuite, SuiteConfig, UNIT4_CLIENT_ID, UNIT4_CLIENT_SECRET,
-};
+use koppel_registry::{EmployerRegistration, Recipient, RecipientSettings};
+use koppel_sim::suite::{LOKET_USER, SimulatorSuite, SuiteConfig, UNIT4_CLIENT_SECRET};
 use koppel_sim::webhook_receiver::{
     self, RunningWebhookReceiver, WebhookReceiver, WebhookReceiverConfig,
 };
@@ -35,17 +30,12 @@ const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const TENANT_A: &str = "tenant-a";
 const TENANT_B: &str = "tenant-b";
 
-fn webhook(key: &SecretKey, name: &str, url: &str) -> Recipient {
+fn webhook(space: &TestNamespace, name: &str, url: &str) -> Recipient {
     Recipient {
         name: name.to_owned(),
         settings: RecipientSettings::Webhook {
             url: url.to_owned(),
-            secret: key
-                .seal(
-                    &SecretString::from(WEBHOOK_SECRET),
-                    &koppel_deliver::recipient::secret_context(name, "secret"),
-                )
-                .unwrap(),
+            secret: space.seal_recipient_secret(name, "secret", WEBHOOK_SECRET),
         },
         max_in_flight: 8,
     }
@@ -90,48 +80,49 @@ fn assert_only(
     messages.len()
 }
 
+/// The tests' namespace, with what both tenants' checks do through it.
 struct Tenants {
-    topology: Topology,
-    registry: Registry,
-    key: SecretKey,
-    encoded_key: String,
-    nats_url: String,
-    namespace: String,
+    space: TestNamespace,
 }
 
 impl Tenants {
+    async fn new() -> Self {
+        Tenants {
+            space: TestNamespace::new().await,
+        }
+    }
+
     fn cli(&self, arguments: &[&str]) -> std::process::Command {
-        let mut all = vec![
-            "--nats-url",
-            self.nats_url.as_str(),
-            "--namespace",
-            self.namespace.as_str(),
-            "--output",
-            "json",
-        ];
+        let mut all = vec!["--output", "json"];
         all.extend_from_slice(arguments);
-        let mut command = koppel_command(&all, "warn");
-        command.env("KOPPEL_SECRET_KEY", &self.encoded_key);
+        let mut command = self.space.koppel_command(&all, "warn");
+        command.env("KOPPEL_SECRET_KEY", &self.space.encoded_key);
         command
     }
 
     async fn point(&self, recipient: &str, url: &str) {
-        self.registry
-            .put_recipient(&webhook(&self.key, recipient, url))
+        self.space
+            .registry
+            .put_recipient(&webhook(&self.space, recipient, url))
             .await
             .unwrap();
     }
 
     async fn dead_letters(&self, recipient: &str) -> Vec<dlq::DeadLetterSummary> {
-        dlq::list(&self.topology, &DlqSelection::recipient(recipient))
+        dlq::list(&self.space.topology, &DlqSelection::recipient(recipient))
             .await
             .unwrap()
     }
 
     /// Waits until the recipient's consumer has nothing pending or unacknowledged.
     async fn drained(&self, recipient: &str) {
-        let durable = self.topology.names.delivery_consumer(recipient).unwrap();
-        let stream = self.topology.events_stream().await.unwrap();
+        let durable = self
+            .space
+            .topology
+            .names
+            .delivery_consumer(recipient)
+            .unwrap();
+        let stream = self.space.topology.events_stream().await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             if let Ok(info) = stream.consumer_info(&durable).await
@@ -156,12 +147,15 @@ fn json_of(captured: &Captured) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_never_receives_another_employers_events() {
-    let topology = koppel_test_support::topology().await;
-    let registry = Registry::new(topology.registry.clone());
-    let encoded_key = SecretKey::generate_base64().unwrap();
-    let key = SecretKey::from_base64(&encoded_key).unwrap();
-    let nats_url = koppel_test_support::nats_server().url.clone();
-    let namespace = topology.names.namespace().unwrap().to_owned();
+    let tenants = Tenants::new().await;
+    let space = &tenants.space;
+    let TestNamespace {
+        registry,
+        encoded_key,
+        nats_url,
+        namespace,
+        ..
+    } = space;
     let nats = NatsSettings {
         url: nats_url.clone(),
         ..NatsSettings::default()
@@ -179,68 +173,33 @@ async fn a_recipient_never_receives_another_employers_events() {
     };
     let hooks_a: RunningWebhookReceiver = webhook_receiver::spawn(receiver()).await.unwrap();
     let hooks_b: RunningWebhookReceiver = webhook_receiver::spawn(receiver()).await.unwrap();
-    let tenants = Tenants {
-        topology: topology.clone(),
-        registry: registry.clone(),
-        key: key.clone(),
-        encoded_key: encoded_key.clone(),
-        nats_url,
-        namespace: namespace.clone(),
-    };
     // Everything the commands print, scanned for BSNs and secrets at the end.
     let mut printed: Vec<Captured> = Vec::new();
 
     // Onboarding: two processors' connections, one employer each, one recipient each.
-    let loket = suite.loket.config().clone();
-    registry
-        .put_connection(&Connection {
-            id: "loket-a".to_owned(),
-            settings: ConnectionSettings::Loket(LoketConnectionSettings {
-                oauth_base_url: suite.loket_oauth_base_url(),
-                api_base_url: suite.loket_api_base_url(),
-                client_id: loket.client_id.clone(),
-                client_secret: key
-                    .seal(
-                        &SecretString::from(loket.client_secret.clone().unwrap_or_default()),
-                        &client_secret_context("loket-a"),
-                    )
-                    .unwrap(),
-                redirect_uri: loket.redirect_uri.clone(),
-            }),
-            poll_interval_seconds: 3600,
-            full_sync_interval_seconds: 86_400,
-        })
-        .await
-        .unwrap();
-    koppel_extract::loket::store_refresh_token(
-        &topology.tokens,
-        &key,
-        "loket-a",
-        &SecretString::from(suite.loket.issue_refresh_token(LOKET_USER).unwrap()),
-    )
-    .await
-    .unwrap();
-    registry
-        .put_connection(&Connection {
-            id: "unit4-b".to_owned(),
-            settings: ConnectionSettings::Unit4(Unit4ConnectionSettings {
-                token_url: suite.unit4_token_url(),
-                scope: suite.unit4.config().scope.clone(),
-                api_base_url: suite.unit4_api_base_url(),
-                client_id: UNIT4_CLIENT_ID.to_owned(),
-                client_secret: key
-                    .seal(
-                        &SecretString::from(UNIT4_CLIENT_SECRET),
-                        &client_secret_context("unit4-b"),
-                    )
-                    .unwrap(),
-                paths: Unit4Paths::default(),
-            }),
-            poll_interval_seconds: 3600,
-            full_sync_interval_seconds: 3600,
-        })
-        .await
-        .unwrap();
+    let loket_secret = suite
+        .loket
+        .config()
+        .client_secret
+        .clone()
+        .unwrap_or_default();
+    space
+        .register_loket_connection(
+            "loket-a",
+            LoketEndpoint::Simulator(&suite),
+            &loket_secret,
+            3600,
+        )
+        .await;
+    space
+        .store_refresh_token(
+            "loket-a",
+            &suite.loket.issue_refresh_token(LOKET_USER).unwrap(),
+        )
+        .await;
+    space
+        .register_unit4_connection("unit4-b", &suite, UNIT4_CLIENT_SECRET, 3600)
+        .await;
     tenants.point(TENANT_A, &hooks_a.webhook_url()).await;
     tenants.point(TENANT_B, &hooks_b.webhook_url()).await;
     let extractor = Extractor::from_config(&ExtractorConfig {
@@ -611,10 +570,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     needles.extend([
         Needle::text("webhook secret", WEBHOOK_SECRET),
         Needle::text("UNIT4_CLIENT_SECRET", UNIT4_CLIENT_SECRET),
-        Needle::text(
-            "Loket client secret",
-            loket.client_secret.clone().unwrap_or_default(),
-        ),
+        Needle::text("Loket client secret", loket_secret.clone()),
         Needle::text("sealing key", encoded_key.clone()),
     ]);
     let mut control = ScanReport::default();
@@ -690,12 +646,16 @@ async fn publish_raw(
 /// or re-driven from a dead letter forged the same way: the payload is what gets sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivered() {
-    let topology = koppel_test_support::topology().await;
-    let registry = Registry::new(topology.registry.clone());
-    let encoded_key = SecretKey::generate_base64().unwrap();
-    let key = SecretKey::from_base64(&encoded_key).unwrap();
-    let nats_url = koppel_test_support::nats_server().url.clone();
-    let namespace = topology.names.namespace().unwrap().to_owned();
+    let tenants = Tenants::new().await;
+    let space = &tenants.space;
+    let TestNamespace {
+        topology,
+        registry,
+        encoded_key,
+        nats_url,
+        namespace,
+        ..
+    } = space;
     let hooks_a = webhook_receiver::spawn(
         WebhookReceiver::new(WebhookReceiverConfig::new(
             vec![WEBHOOK_SECRET.to_owned()],
@@ -705,34 +665,9 @@ async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivere
     )
     .await
     .unwrap();
-    let tenants = Tenants {
-        topology: topology.clone(),
-        registry: registry.clone(),
-        key: key.clone(),
-        encoded_key: encoded_key.clone(),
-        nats_url: nats_url.clone(),
-        namespace: namespace.clone(),
-    };
-    registry
-        .put_connection(&Connection {
-            id: "loket-x".to_owned(),
-            settings: ConnectionSettings::Loket(LoketConnectionSettings {
-                oauth_base_url: "http://127.0.0.1:1".to_owned(),
-                api_base_url: "http://127.0.0.1:1/v2".to_owned(),
-                client_id: "koppel".to_owned(),
-                client_secret: key
-                    .seal(
-                        &SecretString::from("unused"),
-                        &client_secret_context("loket-x"),
-                    )
-                    .unwrap(),
-                redirect_uri: "http://localhost/callback".to_owned(),
-            }),
-            poll_interval_seconds: 3600,
-            full_sync_interval_seconds: 86_400,
-        })
-        .await
-        .unwrap();
+    space
+        .register_loket_connection("loket-x", LoketEndpoint::Unreachable, "unused", 3600)
+        .await;
     tenants.point(TENANT_A, &hooks_a.webhook_url()).await;
     tenants.point(TENANT_B, "http://127.0.0.1:1/webhooks").await;
     for (employer_key, recipient) in [("employer-a", TENANT_A), ("employer-b", TENANT_B)] {
@@ -754,12 +689,12 @@ async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivere
     let deliverer = tokio::spawn(koppel_deliver::run(
         koppel_deliver::DelivererConfig {
             nats: NatsSettings {
-                url: nats_url,
+                url: nats_url.clone(),
                 ..NatsSettings::default()
             },
-            namespace: Some(namespace),
+            namespace: Some(namespace.clone()),
             secret_key: koppel_deliver::SecretKeySource::Inline {
-                base64: SecretString::from(encoded_key),
+                base64: SecretString::from(encoded_key.clone()),
             },
             ..koppel_deliver::DelivererConfig::default()
         },
@@ -772,11 +707,11 @@ async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivere
     let forged = koppel_nats::PreparedEvent::encode(names, &sample_event("employer-b", 1)).unwrap();
     let a_subject = forged.subject.replace(".employer-b.", ".employer-a.");
     assert_ne!(a_subject, forged.subject);
-    publish_raw(&topology, a_subject.clone(), &forged, &[]).await;
+    publish_raw(topology, a_subject.clone(), &forged, &[]).await;
     let sentinel =
         koppel_nats::PreparedEvent::encode(names, &sample_event("employer-a", 1)).unwrap();
     assert_eq!(sentinel.subject, a_subject);
-    publish_raw(&topology, sentinel.subject.clone(), &sentinel, &[]).await;
+    publish_raw(topology, sentinel.subject.clone(), &sentinel, &[]).await;
     let books = hooks_a.receiver.clone();
     let sentinel_id = sentinel.event_id.to_string();
     eventually("A's own event arrived", Duration::from_secs(60), || {
@@ -801,7 +736,7 @@ async fn an_event_of_another_employer_under_a_subscribed_subject_is_not_delivere
     let forged_letter =
         koppel_nats::PreparedEvent::encode(names, &sample_event("employer-b", 2)).unwrap();
     publish_raw(
-        &topology,
+        topology,
         names.dlq_subject(TENANT_A, "employer-a").unwrap(),
         &forged_letter,
         &[
