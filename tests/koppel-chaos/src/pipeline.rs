@@ -799,17 +799,27 @@ impl Drop for ChaosPipeline {
     }
 }
 
-fn extractor_toml(options: &PipelineOptions) -> String {
+/// The sections both workers' configs share: where NATS is, the client name the worker
+/// connects as, and the stream replicas.
+fn worker_toml_header(options: &PipelineOptions, worker: &str) -> String {
     format!(
         r#"# Written by the chaos harness.
 [nats]
 url = "{url}"
-client_name = "koppel-chaos-extractor"
+client_name = "koppel-chaos-{worker}"
 initial_connect_timeout = 0
 
 [topology]
 replicas = {replicas}
+"#,
+        url = options.nats_url,
+        replicas = options.replicas,
+    )
+}
 
+fn extractor_toml(options: &PipelineOptions) -> String {
+    format!(
+        r#"{header}
 [publisher]
 retry_for_seconds = 120
 
@@ -824,22 +834,13 @@ lease_seconds = 60
 tick_milliseconds = 100
 max_concurrent_employers = 4
 "#,
-        url = options.nats_url,
-        replicas = options.replicas,
+        header = worker_toml_header(options, "extractor"),
     )
 }
 
 fn deliverer_toml(options: &PipelineOptions) -> String {
     format!(
-        r#"# Written by the chaos harness.
-[nats]
-url = "{url}"
-client_name = "koppel-chaos-deliverer"
-initial_connect_timeout = 0
-
-[topology]
-replicas = {replicas}
-
+        r#"{header}
 [http]
 timeout_seconds = 5
 
@@ -854,8 +855,7 @@ max_age_seconds = 3600
 ack_wait_seconds = {ack_wait}
 shutdown_grace_seconds = 1
 "#,
-        url = options.nats_url,
-        replicas = options.replicas,
+        header = worker_toml_header(options, "deliverer"),
         initial = options.retry_initial_backoff_millis,
         max = options.retry_max_backoff_millis,
         attempts = options.retry_max_attempts,

@@ -14,15 +14,47 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use koppel_chaos::pipeline::RECIPIENTS;
-use koppel_chaos::{ChaosPipeline, PipelineOptions, RestartableNats, seconds_text};
+use koppel_chaos::{ChaosPipeline, ChaosReport, PipelineOptions, RestartableNats, seconds_text};
 use koppel_sim::faults::FaultConfig;
+use tokio::sync::MutexGuard;
 
 /// One scenario at a time: each times its own recovery on a small machine.
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
     LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-fn shared_nats_url() -> String {
-    koppel_test_support::nats_server().url.clone()
+/// The scenario's turn, held until it ends; `None` (skip the scenario) unless the chaos gate
+/// is open. Checked before anything starts a container.
+async fn take_turn() -> Option<MutexGuard<'static, ()>> {
+    if !koppel_chaos::enabled() {
+        return None;
+    }
+    Some(ONE_AT_A_TIME.lock().await)
+}
+
+/// Starts the pipeline on the binary's shared NATS server, with the scenario's faults set by
+/// `configure` on the default options.
+async fn start_on_shared_nats(
+    scenario: &str,
+    configure: impl FnOnce(&mut PipelineOptions),
+) -> ChaosPipeline {
+    let mut options = PipelineOptions::new(scenario, &koppel_test_support::nats_server().url);
+    configure(&mut options);
+    ChaosPipeline::start(options).await.unwrap()
+}
+
+/// The scenario epilogue before `stop`: verifies against the ground truth, adds the
+/// scenario's own figures, prints the report and asserts the verdict. Returns the report for
+/// the scenario's further assertions.
+async fn verify_print_and_assert_pass(
+    pipeline: &ChaosPipeline,
+    time_to_recover: Duration,
+    figures: impl FnOnce(&mut ChaosReport),
+) -> ChaosReport {
+    let mut report = pipeline.verify(time_to_recover).await.unwrap();
+    figures(&mut report);
+    report.print();
+    pipeline.assert_pass(&report);
+    report
 }
 
 /// Advances one simulated day and waits until the extractor published all of it.
@@ -34,19 +66,19 @@ async fn advance_and_catch_up(pipeline: &mut ChaosPipeline) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliverer_killed_mid_stream_recovers_without_loss() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut options = PipelineOptions::new("deliverer-kill-9-mid-stream", &shared_nats_url());
+    };
     // A slow insurer (2 s an answer, below the deliverer's 5 s timeout) keeps the first sync's
     // events in flight long enough to kill mid-stream, with requests on the wire.
-    options.insurer_faults = FaultConfig {
-        slow_per_mille: 1000,
-        slow_delay_millis: 2000,
-        ..FaultConfig::default()
-    };
-    let mut pipeline = ChaosPipeline::start(options).await.unwrap();
+    let mut pipeline = start_on_shared_nats("deliverer-kill-9-mid-stream", |options| {
+        options.insurer_faults = FaultConfig {
+            slow_per_mille: 1000,
+            slow_delay_millis: 2000,
+            ..FaultConfig::default()
+        };
+    })
+    .await;
 
     // Mid-stream: the insurer has applied some events and has more waiting.
     pipeline
@@ -76,27 +108,21 @@ async fn deliverer_killed_mid_stream_recovers_without_loss() {
         .insurer
         .configure_faults(FaultConfig::default());
     pipeline.wait_drained().await.unwrap();
-    let mut report = pipeline.verify(recovery.elapsed()).await.unwrap();
-    report
-        .figure("insurer applied at kill", applied_at_kill)
-        .figure("insurer backlog at kill", backlog_at_kill);
-    report.print();
-    pipeline.assert_pass(&report);
+    verify_print_and_assert_pass(&pipeline, recovery.elapsed(), |report| {
+        report
+            .figure("insurer applied at kill", applied_at_kill)
+            .figure("insurer backlog at kill", backlog_at_kill);
+    })
+    .await;
     pipeline.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractor_killed_between_publish_and_snapshot_update_loses_nothing() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut pipeline = ChaosPipeline::start(PipelineOptions::new(
-        "extractor-kill-9-after-publish",
-        &shared_nats_url(),
-    ))
-    .await
-    .unwrap();
+    };
+    let mut pipeline = start_on_shared_nats("extractor-kill-9-after-publish", |_| {}).await;
 
     let mut kills = 0u32;
     let mut killed_between = BTreeSet::new();
@@ -138,27 +164,27 @@ async fn extractor_killed_between_publish_and_snapshot_update_loses_nothing() {
     advance_and_catch_up(&mut pipeline).await;
     pipeline.wait_drained().await.unwrap();
     let slowest = recovery_times.iter().max().copied().unwrap_or_default();
-    let mut report = pipeline.verify(slowest).await.unwrap();
-    report
-        .figure("extractor kills", kills)
-        .figure(
-            "killed between publish and snapshot update",
-            if killed_between.is_empty() {
-                "no".to_owned()
-            } else {
-                format!("yes ({} employer runs)", killed_between.len())
-            },
-        )
-        .figure(
-            "recovery per kill",
-            recovery_times
-                .iter()
-                .map(|time| seconds_text(*time))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
-    report.print();
-    pipeline.assert_pass(&report);
+    let report = verify_print_and_assert_pass(&pipeline, slowest, |report| {
+        report
+            .figure("extractor kills", kills)
+            .figure(
+                "killed between publish and snapshot update",
+                if killed_between.is_empty() {
+                    "no".to_owned()
+                } else {
+                    format!("yes ({} employer runs)", killed_between.len())
+                },
+            )
+            .figure(
+                "recovery per kill",
+                recovery_times
+                    .iter()
+                    .map(|time| seconds_text(*time))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+    })
+    .await;
     // The re-run republished the same ids; the stream holds each once.
     assert_eq!(report.duplicate_ids_in_stream, 0, "{}", report.text());
     if !killed_between.is_empty() {
@@ -173,10 +199,9 @@ async fn extractor_killed_between_publish_and_snapshot_update_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_restarted_mid_run_loses_nothing() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
+    };
     // A server of its own, on a fixed host port, so the workers' URL survives the restart.
     let nats = RestartableNats::start().await.unwrap();
     let mut pipeline =
@@ -214,26 +239,22 @@ async fn nats_server_restarted_mid_run_loses_nothing() {
         "the workers reconnect instead of exiting\n{}",
         pipeline.worker_logs()
     );
-    let mut report = pipeline.verify(time_to_recover).await.unwrap();
-    report
-        .figure("server down for", seconds_text(outage_length))
-        .figure("changes on the day of the restart", changes);
-    report.print();
-    pipeline.assert_pass(&report);
+    verify_print_and_assert_pass(&pipeline, time_to_recover, |report| {
+        report
+            .figure("server down for", seconds_text(outage_length))
+            .figure("changes on the day of the restart", changes);
+    })
+    .await;
     pipeline.stop().await.unwrap();
     nats.remove().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipient_outage_builds_a_backlog_that_drains_on_recovery() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut pipeline =
-        ChaosPipeline::start(PipelineOptions::new("recipient-outage", &shared_nats_url()))
-            .await
-            .unwrap();
+    };
+    let mut pipeline = start_on_shared_nats("recipient-outage", |_| {}).await;
     pipeline.wait_drained().await.unwrap();
 
     // Both recipients answer every request with a 503.
@@ -279,32 +300,32 @@ async fn recipient_outage_builds_a_backlog_that_drains_on_recovery() {
         .configure_faults(FaultConfig::default());
     pipeline.wait_drained().await.unwrap();
     let time_to_recover = recovery.elapsed();
-    let mut report = pipeline.verify(time_to_recover).await.unwrap();
-    report
-        .figure("backlog at recovery", backlog.join(" "))
-        .figure(
-            "503s answered during the outage",
-            pipeline.suite.insurer.summary().faults.server_errors
-                + pipeline.suite.webhook.summary().faults.server_errors,
-        );
-    report.print();
-    pipeline.assert_pass(&report);
+    verify_print_and_assert_pass(&pipeline, time_to_recover, |report| {
+        report
+            .figure("backlog at recovery", backlog.join(" "))
+            .figure(
+                "503s answered during the outage",
+                pipeline.suite.insurer.summary().faults.server_errors
+                    + pipeline.suite.webhook.summary().faults.server_errors,
+            );
+    })
+    .await;
     pipeline.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_429_storm_and_expiring_tokens_lose_nothing() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut options = PipelineOptions::new("source-429-storm-token-expiry", &shared_nats_url());
-    options.source_faults = FaultConfig {
-        too_many_requests_per_mille: 300,
-        retry_after_seconds: 1,
-        ..FaultConfig::default()
     };
-    let mut pipeline = ChaosPipeline::start(options).await.unwrap();
+    let mut pipeline = start_on_shared_nats("source-429-storm-token-expiry", |options| {
+        options.source_faults = FaultConfig {
+            too_many_requests_per_mille: 300,
+            retry_after_seconds: 1,
+            ..FaultConfig::default()
+        };
+    })
+    .await;
 
     let mut expiries = 0u32;
     let mut slowest = Duration::ZERO;
@@ -336,34 +357,27 @@ async fn source_429_storm_and_expiring_tokens_lose_nothing() {
         .unit4
         .configure_faults(FaultConfig::default());
     pipeline.wait_drained().await.unwrap();
-    let mut report = pipeline
-        .verify(slowest.max(recovery.elapsed()))
-        .await
-        .unwrap();
-    let too_many = pipeline.suite.loket.fault_counts().too_many_requests
-        + pipeline.suite.unit4.fault_counts().too_many_requests;
-    report
-        .figure("429s answered by the sources", too_many)
-        .figure("token expiries mid-sync", expiries)
-        .figure("slowest day to catch up", seconds_text(slowest));
-    report.print();
-    pipeline.assert_pass(&report);
+    let mut too_many = 0;
+    let report =
+        verify_print_and_assert_pass(&pipeline, slowest.max(recovery.elapsed()), |report| {
+            too_many = pipeline.suite.loket.fault_counts().too_many_requests
+                + pipeline.suite.unit4.fault_counts().too_many_requests;
+            report
+                .figure("429s answered by the sources", too_many)
+                .figure("token expiries mid-sync", expiries)
+                .figure("slowest day to catch up", seconds_text(slowest));
+        })
+        .await;
     assert!(too_many > 0, "the storm was injected: {}", report.text());
     pipeline.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractor_down_while_the_source_changes_loses_nothing() {
-    if !koppel_chaos::enabled() {
+    let Some(_turn) = take_turn().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut pipeline = ChaosPipeline::start(PipelineOptions::new(
-        "extractor-kill-9-source-moves-on",
-        &shared_nats_url(),
-    ))
-    .await
-    .unwrap();
+    };
+    let mut pipeline = start_on_shared_nats("extractor-kill-9-source-moves-on", |_| {}).await;
 
     // Killed right after it published part of a day, as in the scenario above; but this
     // time the source changes again before the extractor is back (a crash loop, a slow
@@ -406,20 +420,20 @@ async fn extractor_down_while_the_source_changes_loses_nothing() {
     let time_to_recover = recovery.elapsed();
     advance_and_catch_up(&mut pipeline).await;
     pipeline.wait_drained().await.unwrap();
-    let mut report = pipeline.verify(time_to_recover).await.unwrap();
-    report
-        .figure(
-            "killed between publish and snapshot update",
-            if unsaved_at_kill.is_empty() {
-                "no".to_owned()
-            } else {
-                format!("yes ({})", unsaved_at_kill.join("; "))
-            },
-        )
-        .figure("changes on the day of the kill", changes)
-        .figure("days tried", rounds)
-        .figure("changes while the extractor was down", changes_while_down);
-    report.print();
-    pipeline.assert_pass(&report);
+    verify_print_and_assert_pass(&pipeline, time_to_recover, |report| {
+        report
+            .figure(
+                "killed between publish and snapshot update",
+                if unsaved_at_kill.is_empty() {
+                    "no".to_owned()
+                } else {
+                    format!("yes ({})", unsaved_at_kill.join("; "))
+                },
+            )
+            .figure("changes on the day of the kill", changes)
+            .figure("days tried", rounds)
+            .figure("changes while the extractor was down", changes_while_down);
+    })
+    .await;
     pipeline.stop().await.unwrap();
 }
