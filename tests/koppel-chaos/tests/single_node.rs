@@ -64,6 +64,32 @@ async fn advance_and_catch_up(pipeline: &mut ChaosPipeline) -> u64 {
     changes
 }
 
+/// Advances days until one has changes (each day counts in `rounds`, at most 12) and kills
+/// the extractor with `kill -9` right after that day's first publish. Returns the day's
+/// changes.
+async fn kill_extractor_at_a_days_first_publish(
+    pipeline: &mut ChaosPipeline,
+    rounds: &mut u32,
+) -> u64 {
+    loop {
+        *rounds += 1;
+        assert!(*rounds <= 12, "the world kept producing no changes");
+        let seen = pipeline.observer.messages();
+        let changes = pipeline.advance_day().await.unwrap();
+        if changes == 0 {
+            pipeline.wait_caught_up().await.unwrap();
+            continue;
+        }
+        pipeline
+            .observer
+            .wait_for_more_than(seen, Duration::from_secs(60))
+            .await
+            .unwrap();
+        pipeline.extractor.kill_9().unwrap();
+        return changes;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliverer_killed_mid_stream_recovers_without_loss() {
     let Some(_turn) = take_turn().await else {
@@ -127,23 +153,10 @@ async fn extractor_killed_between_publish_and_snapshot_update_loses_nothing() {
     let mut kills = 0u32;
     let mut killed_between = BTreeSet::new();
     let mut recovery_times = Vec::new();
-    let mut rounds = 0;
+    let mut rounds = 0u32;
     // Kill on the first publish after a world advance, a few times over.
     while kills < 3 {
-        rounds += 1;
-        assert!(rounds <= 12, "the world kept producing no changes");
-        let seen = pipeline.observer.messages();
-        let changes = pipeline.advance_day().await.unwrap();
-        if changes == 0 {
-            pipeline.wait_caught_up().await.unwrap();
-            continue;
-        }
-        pipeline
-            .observer
-            .wait_for_more_than(seen, Duration::from_secs(60))
-            .await
-            .unwrap();
-        pipeline.extractor.kill_9().unwrap();
+        kill_extractor_at_a_days_first_publish(&mut pipeline, &mut rounds).await;
         kills += 1;
 
         // Recovered: every change of the day is in the stream and every employer that
@@ -384,24 +397,11 @@ async fn extractor_down_while_the_source_changes_loses_nothing() {
     // reschedule), so its re-run sees newer data than the run that was killed.
     // Tries a few days until a kill leaves a run published but unsaved; a kill that missed
     // (the run had saved already) is recovered from and the next day tried.
-    let mut rounds = 0;
+    let mut rounds = 0u32;
     let mut changes;
     let mut unsaved_at_kill;
     loop {
-        rounds += 1;
-        assert!(rounds <= 12, "the world kept producing no changes");
-        let seen = pipeline.observer.messages();
-        changes = pipeline.advance_day().await.unwrap();
-        if changes == 0 {
-            pipeline.wait_caught_up().await.unwrap();
-            continue;
-        }
-        pipeline
-            .observer
-            .wait_for_more_than(seen, Duration::from_secs(60))
-            .await
-            .unwrap();
-        pipeline.extractor.kill_9().unwrap();
+        changes = kill_extractor_at_a_days_first_publish(&mut pipeline, &mut rounds).await;
         let first = pipeline.current_day_first_sequence().unwrap();
         let (events, _) = pipeline.read_events(first).await.unwrap();
         unsaved_at_kill = pipeline.unsaved_runs(&events).await;
