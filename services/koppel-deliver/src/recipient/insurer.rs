@@ -304,6 +304,7 @@ fn touches(changed_fields: &[String], relevant: &[&str]) -> bool {
 }
 
 /// The identifying fields every employment request carries.
+#[derive(Serialize)]
 struct Participant {
     payroll_tax_number: String,
     bsn: String,
@@ -343,6 +344,7 @@ impl Participant {
 }
 
 /// Hours, part-time percentage and full-time pensionable salary, as the contract wants them.
+#[derive(Serialize)]
 struct EmploymentValues {
     hours_per_week: Decimal,
     fulltime_hours_per_week: Decimal,
@@ -440,32 +442,21 @@ fn enrolment(
 ) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
-        payroll_tax_number: String,
-        bsn: String,
-        income_relationship_number: u32,
-        personnel_number: String,
+        #[serde(flatten)]
+        participant: Participant,
         scheme_id: &'a str,
         start_date: NaiveDate,
-        hours_per_week: Decimal,
-        fulltime_hours_per_week: Decimal,
-        parttime_percentage: Decimal,
-        fulltime_pensionable_salary_yearly: Decimal,
+        #[serde(flatten)]
+        values: EmploymentValues,
         personal_data: PersonalDataBody<'a>,
     }
-    let values = employment_values(event)?;
     to_json(
         ENROLMENTS_PATH,
         &Body {
-            payroll_tax_number: participant.payroll_tax_number,
-            bsn: participant.bsn,
-            income_relationship_number: participant.income_relationship_number,
-            personnel_number: participant.personnel_number,
+            participant,
             scheme_id,
             start_date: event.employment.start_date,
-            hours_per_week: values.hours_per_week,
-            fulltime_hours_per_week: values.fulltime_hours_per_week,
-            parttime_percentage: values.parttime_percentage,
-            fulltime_pensionable_salary_yearly: values.fulltime_pensionable_salary_yearly,
+            values: employment_values(event)?,
             personal_data: personal_data(&event.employee)?,
         },
     )
@@ -478,36 +469,25 @@ fn mutation(
 ) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
-        payroll_tax_number: String,
-        bsn: String,
-        income_relationship_number: u32,
-        personnel_number: String,
+        #[serde(flatten)]
+        participant: Participant,
         effective_date: NaiveDate,
         scheme_id: &'a str,
-        hours_per_week: Decimal,
-        fulltime_hours_per_week: Decimal,
-        parttime_percentage: Decimal,
-        fulltime_pensionable_salary_yearly: Decimal,
+        #[serde(flatten)]
+        values: EmploymentValues,
     }
     // A pension mutation with a guessed date would misstate accrual; better a dead letter.
     let effective_date = event
         .header
         .effective_date
         .ok_or("the change has no effective date")?;
-    let values = employment_values(event)?;
     to_json(
         EMPLOYMENT_MUTATIONS_PATH,
         &Body {
-            payroll_tax_number: participant.payroll_tax_number,
-            bsn: participant.bsn,
-            income_relationship_number: participant.income_relationship_number,
-            personnel_number: participant.personnel_number,
+            participant,
             effective_date,
             scheme_id,
-            hours_per_week: values.hours_per_week,
-            fulltime_hours_per_week: values.fulltime_hours_per_week,
-            parttime_percentage: values.parttime_percentage,
-            fulltime_pensionable_salary_yearly: values.fulltime_pensionable_salary_yearly,
+            values: employment_values(event)?,
         },
     )
 }
@@ -518,10 +498,8 @@ fn termination(
 ) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
-        payroll_tax_number: String,
-        bsn: String,
-        income_relationship_number: u32,
-        personnel_number: String,
+        #[serde(flatten)]
+        participant: Participant,
         end_date: NaiveDate,
         end_reason: Option<&'a str>,
     }
@@ -532,10 +510,7 @@ fn termination(
     to_json(
         TERMINATIONS_PATH,
         &Body {
-            payroll_tax_number: participant.payroll_tax_number,
-            bsn: participant.bsn,
-            income_relationship_number: participant.income_relationship_number,
-            personnel_number: participant.personnel_number,
+            participant,
             end_date,
             end_reason: event.employment.end_reason.as_deref(),
         },
