@@ -13,6 +13,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::server::lock;
+
 /// What a simulator does wrong, and how often. All rates are per mille of requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -140,14 +142,6 @@ impl FaultInjector {
 
 fn draw(random: &mut SmallRng, per_mille: u16) -> bool {
     per_mille > 0 && random.random_range(0..1000u16) < per_mille
-}
-
-/// A poisoned lock only means another handler panicked; the data (a config or an RNG) is still
-/// usable, so the simulator keeps serving.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

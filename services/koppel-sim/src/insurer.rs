@@ -32,12 +32,11 @@ mod ledger;
 pub mod validation;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use contract::{
@@ -50,6 +49,7 @@ pub use ledger::{
 };
 
 use crate::faults::{FaultConfig, FaultInjector};
+use crate::server::{self, ServerTask, lock};
 use ledger::InsurerLedger;
 
 /// How to start the simulator.
@@ -214,9 +214,7 @@ pub async fn serve(
     simulator: InsurerSimulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, simulator.router())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    server::serve_router(listener, simulator.router(), shutdown).await
 }
 
 /// A simulator serving on a local port, started by [`spawn`].
@@ -226,7 +224,7 @@ pub struct RunningInsurer {
     /// A clone of the served simulator, for registering employers and reading the books.
     pub simulator: InsurerSimulator,
     shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: ServerTask,
 }
 
 impl RunningInsurer {
@@ -238,16 +236,15 @@ impl RunningInsurer {
     /// Stops accepting connections, waits for in-flight requests, and returns the server's result.
     pub async fn stop(self) -> std::io::Result<()> {
         self.shutdown.cancel();
-        self.server.await.map_err(std::io::Error::other)?
+        server::join(self.server).await
     }
 }
 
 /// Binds `127.0.0.1:0` and serves the simulator in a background task.
 pub async fn spawn(simulator: InsurerSimulator) -> std::io::Result<RunningInsurer> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let address = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, simulator.clone(), shutdown.clone()));
+    let (address, server) =
+        server::spawn_on_local_port(simulator.router(), shutdown.clone()).await?;
     tracing::info!(%address, "Pension insurer simulator listening.");
     Ok(RunningInsurer {
         address,
@@ -266,10 +263,4 @@ fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
             .zip(right)
             .fold(0u8, |difference, (a, b)| difference | (a ^ b))
             == 0
-}
-
-/// A poisoned lock only means a handler panicked mid-request; the books are still readable and
-/// the simulator keeps serving rather than failing every later request.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

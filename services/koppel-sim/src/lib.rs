@@ -9,6 +9,7 @@
 //! - `unit4`: the Unit4 HR & Salarisgemak simulator (IDS client credentials, koppel's
 //!   provisional resource contract).
 //! - `insurer`: the pension insurer salary-link simulator (a recipient).
+//! - `server`: serving a simulator's router, shared by every simulator.
 //! - `suite`: every simulator at once, wired for the demo and end-to-end tests.
 //! - `webhook_receiver`: a Standard Webhooks receiver that verifies signatures (a recipient).
 
@@ -16,6 +17,7 @@ pub mod faults;
 pub mod ground_truth;
 pub mod insurer;
 pub mod loket;
+mod server;
 pub mod suite;
 pub mod unit4;
 pub mod webhook_receiver;

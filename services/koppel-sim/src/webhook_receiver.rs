@@ -41,19 +41,19 @@ mod ledger;
 pub mod signature;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::StatusCode;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use ledger::{EmployeeKey, ReceivedWebhook, WebhookOutcome, WebhookSummary};
 pub use signature::{WebhookSecretError, WebhookSigningKey};
 
 use crate::faults::{FaultConfig, FaultInjector};
+use crate::server::{self, ServerTask, lock};
 use ledger::WebhookLedger;
 
 /// The one path the receiver listens on.
@@ -216,9 +216,7 @@ pub async fn serve(
     receiver: WebhookReceiver,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, receiver.router())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    server::serve_router(listener, receiver.router(), shutdown).await
 }
 
 /// A receiver serving on a local port, started by [`spawn`].
@@ -228,7 +226,7 @@ pub struct RunningWebhookReceiver {
     /// A clone of the served receiver, for configuring aborts and reading the books.
     pub receiver: WebhookReceiver,
     shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: ServerTask,
 }
 
 impl RunningWebhookReceiver {
@@ -240,16 +238,15 @@ impl RunningWebhookReceiver {
     /// Stops accepting connections, waits for in-flight requests, and returns the server's result.
     pub async fn stop(self) -> std::io::Result<()> {
         self.shutdown.cancel();
-        self.server.await.map_err(std::io::Error::other)?
+        server::join(self.server).await
     }
 }
 
 /// Binds `127.0.0.1:0` and serves the receiver in a background task.
 pub async fn spawn(receiver: WebhookReceiver) -> std::io::Result<RunningWebhookReceiver> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let address = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, receiver.clone(), shutdown.clone()));
+    let (address, server) =
+        server::spawn_on_local_port(receiver.router(), shutdown.clone()).await?;
     tracing::info!(%address, "Webhook receiver simulator listening.");
     Ok(RunningWebhookReceiver {
         address,
@@ -257,10 +254,4 @@ pub async fn spawn(receiver: WebhookReceiver) -> std::io::Result<RunningWebhookR
         shutdown,
         server,
     })
-}
-
-/// A poisoned lock only means a handler panicked mid-request; the books are still readable and
-/// the receiver keeps serving rather than failing every later request.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

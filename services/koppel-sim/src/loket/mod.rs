@@ -29,11 +29,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::faults::{FaultConfig, FaultCounts, FaultInjector};
+use crate::server::{self, ServerTask, lock};
 use crate::world::{RecordMalformation, SharedWorld, World, WorldChange, WorldError};
 
 pub use oauth::AUTHORIZATION_CODE_LIFETIME;
@@ -410,16 +410,14 @@ pub async fn serve(
     simulator: LoketSimulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, simulator.router())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    server::serve_router(listener, simulator.router(), shutdown).await
 }
 
 /// A simulator serving on a local port, as [`spawn`] started it.
 #[derive(Debug)]
 pub struct RunningLoketSimulator {
     pub address: SocketAddr,
-    task: JoinHandle<std::io::Result<()>>,
+    task: ServerTask,
 }
 
 impl RunningLoketSimulator {
@@ -435,9 +433,7 @@ impl RunningLoketSimulator {
 
     /// Waits for the server task to finish (after its shutdown token was cancelled).
     pub async fn stopped(self) -> std::io::Result<()> {
-        self.task
-            .await
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
+        server::join(self.task).await
     }
 }
 
@@ -447,13 +443,6 @@ pub async fn spawn(
     simulator: LoketSimulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningLoketSimulator> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let address = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, simulator, shutdown));
+    let (address, task) = server::spawn_on_local_port(simulator.router(), shutdown).await?;
     Ok(RunningLoketSimulator { address, task })
-}
-
-/// A poisoned lock only means a handler panicked; the guarded maps stay usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -21,16 +21,16 @@ mod render;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::faults::{FaultConfig, FaultCounts, FaultInjector};
+use crate::server::{self, ServerTask, lock};
 use crate::world::{SharedWorld, World};
 
 /// Where the resource API lives below the listener's root.
@@ -182,16 +182,14 @@ pub async fn serve(
     simulator: Unit4Simulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, simulator.router())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    server::serve_router(listener, simulator.router(), shutdown).await
 }
 
 /// A simulator serving on a local port.
 #[derive(Debug)]
 pub struct RunningUnit4Simulator {
     pub address: SocketAddr,
-    task: JoinHandle<std::io::Result<()>>,
+    task: ServerTask,
 }
 
 impl RunningUnit4Simulator {
@@ -206,9 +204,7 @@ impl RunningUnit4Simulator {
     }
 
     pub async fn stopped(self) -> std::io::Result<()> {
-        self.task
-            .await
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
+        server::join(self.task).await
     }
 }
 
@@ -217,12 +213,6 @@ pub async fn spawn(
     simulator: Unit4Simulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningUnit4Simulator> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let address = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, simulator, shutdown));
+    let (address, task) = server::spawn_on_local_port(simulator.router(), shutdown).await?;
     Ok(RunningUnit4Simulator { address, task })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
