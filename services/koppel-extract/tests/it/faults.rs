@@ -1,10 +1,35 @@
 //! Bad input and a source that loses its data: a malformed record is isolated, and a sudden
 //! empty employee list is held back by the safety threshold.
 
-use koppel_events::{Event, EventType, SyncKind, SyncResult};
+use std::fmt::Display;
+
+use koppel_events::{Event, EventType, SyncCompleted, SyncKind, SyncResult};
+use koppel_extract::SyncOutcome;
 use koppel_sim::world::{MutationRates, RecordMalformation};
 
 use crate::support::{Harness, counts};
+
+/// No record error's reason repeats the BSN: a bad BSN is reported, never echoed.
+pub(crate) fn assert_no_reason_contains(outcome: &SyncOutcome, bsn_digits: impl Display) {
+    for error in &outcome.record_errors {
+        assert!(
+            !error.reason.contains(&bsn_digits.to_string()),
+            "{}",
+            error.reason
+        );
+    }
+}
+
+/// The first SyncCompleted marker among the stored events.
+pub(crate) fn first_marker(events: Vec<Event>) -> SyncCompleted {
+    events
+        .into_iter()
+        .find_map(|event| match event {
+            Event::SyncCompleted(marker) => Some(marker),
+            _ => None,
+        })
+        .unwrap()
+}
 
 #[tokio::test]
 async fn a_malformed_record_is_reported_and_the_rest_is_published() {
@@ -60,24 +85,10 @@ async fn a_malformed_record_is_reported_and_the_rest_is_published() {
     assert!(failed.contains(&bad_bsn.to_string().as_str()));
     assert!(failed.contains(&no_last_name.to_string().as_str()));
     assert_eq!(outcome.counts.records_failed, 2);
-    for error in &outcome.record_errors {
-        assert!(
-            !error.reason.contains(&bad_bsn_digits.to_string()),
-            "{}",
-            error.reason
-        );
-    }
+    assert_no_reason_contains(&outcome, bad_bsn_digits);
 
     // The marker in the stream carries the errors.
-    let marker = harness
-        .stored_events()
-        .await
-        .into_iter()
-        .find_map(|event| match event {
-            Event::SyncCompleted(marker) => Some(marker),
-            _ => None,
-        })
-        .unwrap();
+    let marker = first_marker(harness.stored_events().await);
     assert_eq!(marker.record_errors.len(), 2);
     assert_eq!(marker.counts.records_failed, 2);
 

@@ -2,21 +2,24 @@
 //! nothing (delta) or only the SyncCompleted marker (full); calls stay flat per employee.
 
 use koppel_events::{EventType, SyncKind, SyncResult};
-use koppel_sim::world::MutationRates;
+use koppel_extract::SyncOutcome;
+use koppel_sim::world::{MutationRates, World};
 
 use crate::support::{Harness, counts};
 
-#[tokio::test]
-async fn first_sync_emits_one_event_per_entity_and_a_rerun_emits_nothing() {
-    let harness = Harness::start(11, 2, 40, MutationRates::none()).await;
-    let (employees, employments) = harness.simulator.with_world(|world| {
-        let employer = &world.employers()[0];
-        (employer.employees.len(), employer.employments.len())
-    });
-    harness.simulator.reset_call_counts();
+/// How many employees and employments the world's first employer has.
+pub(crate) fn first_employer_sizes(world: &World) -> (usize, usize) {
+    let employer = &world.employers()[0];
+    (employer.employees.len(), employer.employments.len())
+}
 
-    let outcome = harness.sync(0, None).await;
-
+/// A first sync of a world employer: a completed full sync without record errors that emits
+/// one employer, one event per employee and per employment, and its marker; nothing else.
+pub(crate) fn assert_first_sync_emits_one_event_per_entity(
+    outcome: &SyncOutcome,
+    employees: usize,
+    employments: usize,
+) {
     assert_eq!(outcome.kind, SyncKind::Full);
     assert_eq!(outcome.result, SyncResult::Completed);
     assert!(
@@ -24,7 +27,7 @@ async fn first_sync_emits_one_event_per_entity_and_a_rerun_emits_nothing() {
         "{:?}",
         outcome.record_errors
     );
-    let by_type = counts(&outcome);
+    let by_type = counts(outcome);
     assert_eq!(by_type.get(&EventType::EmployerUpserted), Some(&1));
     assert_eq!(by_type.get(&EventType::EmployeeCreated), Some(&employees));
     assert_eq!(
@@ -33,6 +36,17 @@ async fn first_sync_emits_one_event_per_entity_and_a_rerun_emits_nothing() {
     );
     assert_eq!(by_type.get(&EventType::SyncCompleted), Some(&1));
     assert_eq!(by_type.len(), 4, "{by_type:?}");
+}
+
+#[tokio::test]
+async fn first_sync_emits_one_event_per_entity_and_a_rerun_emits_nothing() {
+    let harness = Harness::start(11, 2, 40, MutationRates::none()).await;
+    let (employees, employments) = harness.simulator.with_world(first_employer_sizes);
+    harness.simulator.reset_call_counts();
+
+    let outcome = harness.sync(0, None).await;
+
+    assert_first_sync_emits_one_event_per_entity(&outcome, employees, employments);
     assert_eq!(
         outcome.publish_report.stored as usize,
         outcome.published.len()

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use koppel_events::{EventType, SyncKind};
-use koppel_sim::world::{MutationRates, World};
+use koppel_extract::SyncOutcome;
+use koppel_sim::world::{MutationRates, World, WorldChange};
 
 use crate::support::{Harness, counts};
 
@@ -72,6 +73,56 @@ pub(crate) fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems:
     ));
 }
 
+/// The ground truth of one day's changes, less the updates that undid themselves within the
+/// day: `before` and `after` are [`world_state_of`] around the day.
+pub(crate) fn expected_for_day(
+    changes: &[WorldChange],
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Emitted {
+    let mut expected = expected_events(changes);
+    // A change and its reversal in one day (a manager A -> B -> A) is no change at all.
+    expected.retain(|entity, (event_type, _)| match event_type {
+        EventType::EmployeeUpdated | EventType::EmploymentChanged => {
+            before.get(entity) != after.get(entity)
+        }
+        _ => true,
+    });
+    expected
+}
+
+/// Adds one poll's events (less the SyncCompleted marker) to the day's `emitted`; a second
+/// event for one entity in one day fails the test.
+pub(crate) fn record_emitted(day: u32, outcome: &SyncOutcome, emitted: &mut Emitted) {
+    for event in &outcome.published {
+        if event.event_type == EventType::SyncCompleted {
+            continue;
+        }
+        let previous = emitted.insert(
+            event.entity_id.clone(),
+            (
+                event.event_type,
+                event.changed_fields.iter().cloned().collect(),
+            ),
+        );
+        assert!(
+            previous.is_none(),
+            "day {day}: two events for {}",
+            event.entity_id
+        );
+    }
+}
+
+/// A forced full sync after the busy days found no drift: it published only its marker.
+pub(crate) fn assert_only_sync_completed(index: usize, full: &SyncOutcome) {
+    assert_eq!(
+        counts(full).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)],
+        "employer {index}: {:?}",
+        full.published
+    );
+}
+
 /// Thirty busy days with a delta poll after each: every poll's events match the ground truth
 /// of its day one to one, and a full sync at the end finds no drift.
 #[tokio::test]
@@ -87,14 +138,7 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
         let before = world_state(&harness);
         let changes = harness.simulator.advance_days(1);
         let after = world_state(&harness);
-        let mut expected = expected_events(&changes);
-        // A change and its reversal in one day (a manager A -> B -> A) is no change at all.
-        expected.retain(|entity, (event_type, _)| match event_type {
-            EventType::EmployeeUpdated | EventType::EmploymentChanged => {
-                before.get(entity) != after.get(entity)
-            }
-            _ => true,
-        });
+        let expected = expected_for_day(&changes, &before, &after);
         total_expected += expected.len();
         let mut emitted: Emitted = BTreeMap::new();
         for index in 0..harness.employer_keys.len() {
@@ -105,23 +149,7 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
                 "{:?}",
                 outcome.record_errors
             );
-            for event in &outcome.published {
-                if event.event_type == EventType::SyncCompleted {
-                    continue;
-                }
-                let previous = emitted.insert(
-                    event.entity_id.clone(),
-                    (
-                        event.event_type,
-                        event.changed_fields.iter().cloned().collect(),
-                    ),
-                );
-                assert!(
-                    previous.is_none(),
-                    "day {day}: two events for {}",
-                    event.entity_id
-                );
-            }
+            record_emitted(day, &outcome, &mut emitted);
         }
         compare(day, &expected, &emitted, &mut problems);
     }
@@ -134,12 +162,7 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
     // Deltas lost nothing: a full sync afterwards finds no drift.
     for index in 0..harness.employer_keys.len() {
         let full = harness.sync(index, Some(SyncKind::Full)).await;
-        assert_eq!(
-            counts(&full).into_iter().collect::<Vec<_>>(),
-            vec![(EventType::SyncCompleted, 1)],
-            "employer {index}: {:?}",
-            full.published
-        );
+        assert_only_sync_completed(index, &full);
     }
     harness.stop().await;
 }

@@ -69,18 +69,13 @@ impl Harness {
         removal_threshold_percent: u8,
     ) -> Self {
         let world = World::generate(WorldConfig::new(seed, employers, employees).with_rates(rates));
-        let employer_ids: Vec<Uuid> = world.employers().iter().map(|e| e.id).collect();
-        let names: Vec<String> = world
-            .employers()
-            .iter()
-            .map(|e| e.company_name.clone())
-            .collect();
+        let (employer_ids, names) = employer_ids_and_names(&world);
         let simulator = LoketSimulator::new(world.into_shared(), LoketSimulatorConfig::default());
         simulator.register_authorizing_user(AuthorizingUser::with_full_access(USER));
         let shutdown = CancellationToken::new();
         let running = spawn(simulator.clone(), shutdown.clone()).await.unwrap();
         let topology = koppel_test_support::topology().await;
-        let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
+        let key = new_secret_key();
 
         let config = simulator.config().clone();
         let registry = Registry::new(topology.registry.clone());
@@ -102,24 +97,15 @@ impl Harness {
             full_sync_interval_seconds: 24 * 60 * 60,
         };
         registry.put_connection(&connection).await.unwrap();
-        let mut employer_keys = Vec::new();
-        for (index, (id, name)) in employer_ids.iter().zip(&names).enumerate() {
-            let employer_key = format!("employer-{index}");
-            registry
-                .put_employer(&EmployerRegistration {
-                    employer_key: employer_key.clone(),
-                    connection_id: CONNECTION_ID.to_owned(),
-                    source_employer_id: id.to_string(),
-                    name: name.clone(),
-                    payroll_tax_number: None,
-                    recipients: Vec::new(),
-                    removal_threshold_percent,
-                    enabled: true,
-                })
-                .await
-                .unwrap();
-            employer_keys.push(employer_key);
-        }
+        let employer_keys = register_employers(
+            &registry,
+            CONNECTION_ID,
+            "employer",
+            &employer_ids,
+            &names,
+            removal_threshold_percent,
+        )
+        .await;
         let refresh_token = simulator.issue_refresh_token(USER).unwrap();
         store_refresh_token(
             &topology.tokens,
@@ -152,11 +138,7 @@ impl Harness {
     }
 
     pub(crate) fn options(&self, kind: Option<SyncKind>) -> SyncOptions {
-        SyncOptions {
-            kind,
-            reference_date: Some(self.today()),
-            ..SyncOptions::default()
-        }
+        sync_options(self.today(), kind)
     }
 
     pub(crate) async fn sync(&self, employer_index: usize, kind: Option<SyncKind>) -> SyncOutcome {
@@ -168,25 +150,101 @@ impl Harness {
 
     /// Every event in the events stream, decoded, in stream order.
     pub(crate) async fn stored_events(&self) -> Vec<Event> {
-        let mut stream = self.topology.events_stream().await.unwrap();
-        let last = stream.info().await.unwrap().state.last_sequence;
-        let mut events = Vec::new();
-        for sequence in 1..=last {
-            let message = stream.get_raw_message(sequence).await.unwrap();
-            events.push(koppel_events::decode(&message.payload).unwrap());
-        }
-        events
+        stored_events(&self.topology).await
     }
 
     pub(crate) async fn stored_message_count(&self) -> u64 {
-        let mut stream = self.topology.events_stream().await.unwrap();
-        stream.info().await.unwrap().state.messages
+        stored_message_count(&self.topology).await
     }
 
     pub(crate) async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.running.stopped()).await;
+        stop_simulator(&self.shutdown, self.running.stopped()).await;
     }
+}
+
+// The helpers below are the parts of the harness that do not depend on the source; the Unit4
+// harness (`unit4_support`) uses them too.
+
+/// A fresh sealing key for one harness.
+pub(crate) fn new_secret_key() -> SecretKey {
+    SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap()
+}
+
+/// The world's employer ids and company names, in world order.
+pub(crate) fn employer_ids_and_names(world: &World) -> (Vec<Uuid>, Vec<String>) {
+    let employer_ids: Vec<Uuid> = world.employers().iter().map(|e| e.id).collect();
+    let names: Vec<String> = world
+        .employers()
+        .iter()
+        .map(|e| e.company_name.clone())
+        .collect();
+    (employer_ids, names)
+}
+
+/// Registers every world employer under `connection_id` as `{key_prefix}-{index}`; returns
+/// the employer keys in world order.
+pub(crate) async fn register_employers(
+    registry: &Registry,
+    connection_id: &str,
+    key_prefix: &str,
+    employer_ids: &[Uuid],
+    names: &[String],
+    removal_threshold_percent: u8,
+) -> Vec<String> {
+    let mut employer_keys = Vec::new();
+    for (index, (id, name)) in employer_ids.iter().zip(names).enumerate() {
+        let employer_key = format!("{key_prefix}-{index}");
+        registry
+            .put_employer(&EmployerRegistration {
+                employer_key: employer_key.clone(),
+                connection_id: connection_id.to_owned(),
+                source_employer_id: id.to_string(),
+                name: name.clone(),
+                payroll_tax_number: None,
+                recipients: Vec::new(),
+                removal_threshold_percent,
+                enabled: true,
+            })
+            .await
+            .unwrap();
+        employer_keys.push(employer_key);
+    }
+    employer_keys
+}
+
+/// Sync options for the simulated world's today.
+pub(crate) fn sync_options(today: NaiveDate, kind: Option<SyncKind>) -> SyncOptions {
+    SyncOptions {
+        kind,
+        reference_date: Some(today),
+        ..SyncOptions::default()
+    }
+}
+
+/// Every event in the topology's events stream, decoded, in stream order.
+pub(crate) async fn stored_events(topology: &Topology) -> Vec<Event> {
+    let mut stream = topology.events_stream().await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut events = Vec::new();
+    for sequence in 1..=last {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        events.push(koppel_events::decode(&message.payload).unwrap());
+    }
+    events
+}
+
+pub(crate) async fn stored_message_count(topology: &Topology) -> u64 {
+    let mut stream = topology.events_stream().await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+/// Cancels a simulator and waits (at most five seconds) for it to stop.
+pub(crate) async fn stop_simulator(
+    shutdown: &CancellationToken,
+    stopped: impl Future<Output = std::io::Result<()>>,
+) {
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stopped).await;
 }
 
 pub(crate) fn new_extractor(

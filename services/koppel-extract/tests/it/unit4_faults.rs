@@ -9,6 +9,7 @@ use koppel_extract::{ExtractError, FailPoint, SyncError, SyncOptions};
 use koppel_sim::world::{MutationRates, RecordMalformation};
 use uuid::Uuid;
 
+use crate::faults::{assert_no_reason_contains, first_marker};
 use crate::support::counts;
 use crate::unit4_support::{Unit4Harness, Unit4Setup};
 
@@ -62,22 +63,8 @@ async fn unit4_malformed_records_are_reported_and_the_rest_is_published() {
     let expected: BTreeSet<String> = bad.iter().map(Uuid::to_string).collect();
     assert_eq!(failed, expected, "{:?}", outcome.record_errors);
     assert_eq!(outcome.counts.records_failed, 3);
-    for error in &outcome.record_errors {
-        assert!(
-            !error.reason.contains(&bad_bsn_digits.to_string()),
-            "{}",
-            error.reason
-        );
-    }
-    let marker = harness
-        .stored_events()
-        .await
-        .into_iter()
-        .find_map(|event| match event {
-            Event::SyncCompleted(marker) => Some(marker),
-            _ => None,
-        })
-        .unwrap();
+    assert_no_reason_contains(&outcome, bad_bsn_digits);
+    let marker = first_marker(harness.stored_events().await);
     assert_eq!(marker.record_errors.len(), 3);
 
     // A bad record is not a removal: the next sync removes nobody.

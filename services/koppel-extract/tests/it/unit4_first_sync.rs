@@ -4,36 +4,19 @@
 
 use koppel_events::{Event, EventType, SyncKind, SyncResult};
 
+use crate::first_sync::{assert_first_sync_emits_one_event_per_entity, first_employer_sizes};
 use crate::support::counts;
 use crate::unit4_support::{UNIT4_CONNECTION_ID, Unit4Harness};
 
 #[tokio::test]
 async fn unit4_first_sync_emits_one_event_per_entity_and_an_idle_rerun_emits_nothing() {
     let harness = Unit4Harness::start(111, 2, 60).await;
-    let (employees, employments) = harness.simulator.with_world(|world| {
-        let employer = &world.employers()[0];
-        (employer.employees.len(), employer.employments.len())
-    });
+    let (employees, employments) = harness.simulator.with_world(first_employer_sizes);
     harness.simulator.reset_call_counts();
 
     let outcome = harness.sync(0, None).await;
 
-    assert_eq!(outcome.kind, SyncKind::Full);
-    assert_eq!(outcome.result, SyncResult::Completed);
-    assert!(
-        outcome.record_errors.is_empty(),
-        "{:?}",
-        outcome.record_errors
-    );
-    let by_type = counts(&outcome);
-    assert_eq!(by_type.get(&EventType::EmployerUpserted), Some(&1));
-    assert_eq!(by_type.get(&EventType::EmployeeCreated), Some(&employees));
-    assert_eq!(
-        by_type.get(&EventType::EmploymentStarted),
-        Some(&employments)
-    );
-    assert_eq!(by_type.get(&EventType::SyncCompleted), Some(&1));
-    assert_eq!(by_type.len(), 4, "{by_type:?}");
+    assert_first_sync_emits_one_event_per_entity(&outcome, employees, employments);
     assert_eq!(outcome.counts.employees_seen as usize, employees);
     assert_eq!(outcome.counts.employments_seen as usize, employments);
 

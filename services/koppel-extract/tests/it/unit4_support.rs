@@ -3,7 +3,6 @@
 //! to both. The Loket harness (`support`) is its twin.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use koppel_events::{Event, SyncKind};
@@ -13,8 +12,7 @@ use koppel_extract::{
 };
 use koppel_nats::Topology;
 use koppel_registry::{
-    Connection, ConnectionSettings, EmployerRegistration, Registry, SecretKey,
-    Unit4ConnectionSettings, Unit4Paths,
+    Connection, ConnectionSettings, Registry, SecretKey, Unit4ConnectionSettings, Unit4Paths,
 };
 use koppel_sim::unit4::{
     RunningUnit4Simulator, Unit4Simulator, Unit4SimulatorConfig, WebApiClient, spawn,
@@ -24,7 +22,10 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{fast_loket_settings, new_extractor};
+use crate::support::{
+    employer_ids_and_names, fast_loket_settings, new_extractor, new_secret_key, register_employers,
+    stop_simulator, stored_events, stored_message_count, sync_options,
+};
 
 pub(crate) const UNIT4_CONNECTION_ID: &str = "unit4-test";
 pub(crate) const CLIENT_ID: &str = "koppel-webapi";
@@ -92,12 +93,7 @@ impl Unit4Harness {
         let world = World::generate(
             WorldConfig::new(setup.seed, setup.employers, setup.employees).with_rates(setup.rates),
         );
-        let employer_ids: Vec<Uuid> = world.employers().iter().map(|e| e.id).collect();
-        let names: Vec<String> = world
-            .employers()
-            .iter()
-            .map(|e| e.company_name.clone())
-            .collect();
+        let (employer_ids, names) = employer_ids_and_names(&world);
         let simulator = Unit4Simulator::new(world.into_shared(), Unit4SimulatorConfig::default());
         let linked: HashSet<Uuid> = employer_ids
             .iter()
@@ -113,7 +109,7 @@ impl Unit4Harness {
         let shutdown = CancellationToken::new();
         let running = spawn(simulator.clone(), shutdown.clone()).await.unwrap();
         let topology = koppel_test_support::topology().await;
-        let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
+        let key = new_secret_key();
 
         let registry = Registry::new(topology.registry.clone());
         let connection = Connection {
@@ -135,24 +131,15 @@ impl Unit4Harness {
             full_sync_interval_seconds: 24 * 60 * 60,
         };
         registry.put_connection(&connection).await.unwrap();
-        let mut employer_keys = Vec::new();
-        for (index, (id, name)) in employer_ids.iter().zip(&names).enumerate() {
-            let employer_key = format!("unit4-employer-{index}");
-            registry
-                .put_employer(&EmployerRegistration {
-                    employer_key: employer_key.clone(),
-                    connection_id: UNIT4_CONNECTION_ID.to_owned(),
-                    source_employer_id: id.to_string(),
-                    name: name.clone(),
-                    payroll_tax_number: None,
-                    recipients: Vec::new(),
-                    removal_threshold_percent: setup.removal_threshold_percent,
-                    enabled: true,
-                })
-                .await
-                .unwrap();
-            employer_keys.push(employer_key);
-        }
+        let employer_keys = register_employers(
+            &registry,
+            UNIT4_CONNECTION_ID,
+            "unit4-employer",
+            &employer_ids,
+            &names,
+            setup.removal_threshold_percent,
+        )
+        .await;
         let extractor = new_unit4_extractor(&topology, &key, fast_unit4_settings());
         Unit4Harness {
             simulator,
@@ -176,11 +163,7 @@ impl Unit4Harness {
     }
 
     pub(crate) fn options(&self, kind: Option<SyncKind>) -> SyncOptions {
-        SyncOptions {
-            kind,
-            reference_date: Some(self.today()),
-            ..SyncOptions::default()
-        }
+        sync_options(self.today(), kind)
     }
 
     pub(crate) async fn try_sync(
@@ -222,24 +205,15 @@ impl Unit4Harness {
 
     /// Every event in the events stream, decoded, in stream order.
     pub(crate) async fn stored_events(&self) -> Vec<Event> {
-        let mut stream = self.topology.events_stream().await.unwrap();
-        let last = stream.info().await.unwrap().state.last_sequence;
-        let mut events = Vec::new();
-        for sequence in 1..=last {
-            let message = stream.get_raw_message(sequence).await.unwrap();
-            events.push(koppel_events::decode(&message.payload).unwrap());
-        }
-        events
+        stored_events(&self.topology).await
     }
 
     pub(crate) async fn stored_message_count(&self) -> u64 {
-        let mut stream = self.topology.events_stream().await.unwrap();
-        stream.info().await.unwrap().state.messages
+        stored_message_count(&self.topology).await
     }
 
     pub(crate) async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.running.stopped()).await;
+        stop_simulator(&self.shutdown, self.running.stopped()).await;
     }
 }
 
