@@ -3,40 +3,50 @@
 
 use std::collections::BTreeSet;
 
-use koppel_extract::{FailPoint, SyncError, SyncOptions};
+use koppel_events::Event;
+use koppel_extract::{Extractor, FailPoint, SyncError, SyncOptions};
 use koppel_sim::world::MutationRates;
 use uuid::Uuid;
 
 use crate::support::Harness;
 
 async fn stored_ids(harness: &Harness) -> BTreeSet<Uuid> {
-    harness
-        .stored_events()
-        .await
-        .iter()
-        .map(|event| event.header().event_id)
-        .collect()
+    event_ids(&harness.stored_events().await)
 }
 
-#[tokio::test]
-async fn a_crash_after_publish_reemits_the_same_ids_and_they_are_deduplicated() {
-    let harness = Harness::start_with(31, 1, 25, MutationRates::busy(), 100).await;
-    let key = harness.employer_keys[0].clone();
+/// The event ids of stored events (the Unit4 crash test shares it).
+pub(crate) fn event_ids(events: &[Event]) -> BTreeSet<Uuid> {
+    events.iter().map(|event| event.header().event_id).collect()
+}
+
+/// Syncs `employer_key` with `options` and a crash injected after publishing; the sync fails
+/// with exactly that injected failure. The Unit4 crash test shares it.
+pub(crate) async fn sync_crashing_after_publish(
+    extractor: &Extractor,
+    employer_key: &str,
+    options: SyncOptions,
+) {
     let crashing = SyncOptions {
         fail_point: Some(FailPoint::AfterPublish),
-        ..harness.options(None)
+        ..options
     };
-
-    // First sync crashes after every event is acknowledged.
-    let error = harness
-        .extractor
-        .sync_employer_once(&key, &crashing)
+    let error = extractor
+        .sync_employer_once(employer_key, &crashing)
         .await
         .unwrap_err();
     assert!(matches!(
         error,
         koppel_extract::ExtractError::Sync(SyncError::InjectedFailure(FailPoint::AfterPublish))
     ));
+}
+
+#[tokio::test]
+async fn a_crash_after_publish_reemits_the_same_ids_and_they_are_deduplicated() {
+    let harness = Harness::start_with(31, 1, 25, MutationRates::busy(), 100).await;
+    let key = harness.employer_keys[0].clone();
+
+    // First sync crashes after every event is acknowledged.
+    sync_crashing_after_publish(&harness.extractor, &key, harness.options(None)).await;
     let after_crash = stored_ids(&harness).await;
     assert!(after_crash.len() > 25);
 

@@ -91,9 +91,14 @@ pub(crate) fn expected_for_day(
     expected
 }
 
-/// Adds one poll's events (less the SyncCompleted marker) to the day's `emitted`; a second
-/// event for one entity in one day fails the test.
+/// Adds one poll's events (less the SyncCompleted marker) to the day's `emitted`; a record
+/// error, or a second event for one entity in one day, fails the test.
 pub(crate) fn record_emitted(day: u32, outcome: &SyncOutcome, emitted: &mut Emitted) {
+    assert!(
+        outcome.record_errors.is_empty(),
+        "{:?}",
+        outcome.record_errors
+    );
     for event in &outcome.published {
         if event.event_type == EventType::SyncCompleted {
             continue;
@@ -144,11 +149,6 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
         for index in 0..harness.employer_keys.len() {
             let outcome = harness.sync(index, None).await;
             assert!(outcome.unchanged || outcome.kind == SyncKind::Delta);
-            assert!(
-                outcome.record_errors.is_empty(),
-                "{:?}",
-                outcome.record_errors
-            );
             record_emitted(day, &outcome, &mut emitted);
         }
         compare(day, &expected, &emitted, &mut problems);

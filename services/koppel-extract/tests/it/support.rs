@@ -36,16 +36,21 @@ pub(crate) struct Harness {
     pub(crate) employer_ids: Vec<Uuid>,
 }
 
-/// Retries fast: tests exercise the logic, not the patience.
+/// Retries fast: tests exercise the logic, not the patience. Both sources use it.
+pub(crate) fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 12,
+        min_delay_milliseconds: 5,
+        max_delay_milliseconds: 100,
+        max_retry_after_seconds: 5,
+    }
+}
+
+/// Fast retries (see [`fast_retry`]).
 pub(crate) fn fast_loket_settings() -> LoketSettings {
     LoketSettings {
         page_size: 50,
-        retry: RetryPolicy {
-            max_attempts: 12,
-            min_delay_milliseconds: 5,
-            max_delay_milliseconds: 100,
-            max_retry_after_seconds: 5,
-        },
+        retry: fast_retry(),
         token_race_grace_seconds: 5,
         ..LoketSettings::default()
     }

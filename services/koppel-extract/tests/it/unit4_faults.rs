@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use koppel_events::{Event, EventType, SyncResult};
-use koppel_extract::{ExtractError, FailPoint, SyncError, SyncOptions};
+use koppel_events::{EventType, SyncResult};
 use koppel_sim::world::{MutationRates, RecordMalformation};
 use uuid::Uuid;
 
+use crate::crash::{event_ids, sync_crashing_after_publish};
 use crate::faults::{assert_no_reason_contains, first_marker};
 use crate::support::counts;
 use crate::unit4_support::{Unit4Harness, Unit4Setup};
@@ -115,23 +115,8 @@ async fn unit4_a_crash_after_publish_reemits_the_same_ids() {
     })
     .await;
     let key = harness.employer_keys[0].clone();
-    let stored_ids = |events: Vec<Event>| -> BTreeSet<Uuid> {
-        events.iter().map(|event| event.header().event_id).collect()
-    };
-    let crashing = SyncOptions {
-        fail_point: Some(FailPoint::AfterPublish),
-        ..harness.options(None)
-    };
-    let error = harness
-        .extractor
-        .sync_employer_once(&key, &crashing)
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        ExtractError::Sync(SyncError::InjectedFailure(FailPoint::AfterPublish))
-    ));
-    let after_crash = stored_ids(harness.stored_events().await);
+    sync_crashing_after_publish(&harness.extractor, &key, harness.options(None)).await;
+    let after_crash = event_ids(&harness.stored_events().await);
 
     let rerun = harness.sync(0, None).await;
     assert_eq!(rerun.publish_report.stored, 0, "{:?}", rerun.publish_report);
@@ -139,7 +124,7 @@ async fn unit4_a_crash_after_publish_reemits_the_same_ids() {
         rerun.publish_report.duplicates as usize,
         rerun.published.len()
     );
-    assert_eq!(stored_ids(harness.stored_events().await), after_crash);
+    assert_eq!(event_ids(&harness.stored_events().await), after_crash);
 
     // Changes after the recovery flow as usual.
     harness.advance_days(3);

@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use chrono::NaiveDate;
 use koppel_events::{Event, SyncKind};
 use koppel_extract::unit4::Unit4Settings;
-use koppel_extract::{
-    ExtractError, Extractor, RetryPolicy, SyncOptions, SyncOutcome, client_secret_context,
-};
+use koppel_extract::{ExtractError, Extractor, SyncOptions, SyncOutcome, client_secret_context};
 use koppel_nats::Topology;
 use koppel_registry::{
     Connection, ConnectionSettings, Registry, SecretKey, Unit4ConnectionSettings, Unit4Paths,
@@ -23,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::support::{
-    employer_ids_and_names, fast_loket_settings, new_extractor, new_secret_key, register_employers,
-    stop_simulator, stored_events, stored_message_count, sync_options,
+    employer_ids_and_names, fast_loket_settings, fast_retry, new_extractor, new_secret_key,
+    register_employers, stop_simulator, stored_events, stored_message_count, sync_options,
 };
 
 pub(crate) const UNIT4_CONNECTION_ID: &str = "unit4-test";
@@ -47,12 +45,7 @@ pub(crate) struct Unit4Harness {
 pub(crate) fn fast_unit4_settings() -> Unit4Settings {
     Unit4Settings {
         page_size: 25,
-        retry: RetryPolicy {
-            max_attempts: 12,
-            min_delay_milliseconds: 5,
-            max_delay_milliseconds: 100,
-            max_retry_after_seconds: 5,
-        },
+        retry: fast_retry(),
         ..Unit4Settings::default()
     }
 }
