@@ -333,32 +333,40 @@ pub async fn sync_employer<S: Source>(
         run_id: &run_id,
         observed_at: started_at,
     };
-    let mut planned = diff(&header, &snapshot, &fetch, reference_date)?;
-
-    // The safety threshold: count the employees that destructive events touch.
-    let affected: HashSet<String> = planned
-        .iter()
-        .filter(|plan| plan.destructive)
-        .filter_map(|plan| plan.event.employee_id().map(str::to_owned))
-        .collect();
-    let known_employees = snapshot.employees.len();
-    let affected_count = affected.len();
-    let held_back_now = known_employees > 0
-        && affected_count > context.settings.removal_threshold_minimum_employees as usize
-        && affected_count.saturating_mul(100)
-            > usize::from(registration.removal_threshold_percent).saturating_mul(known_employees);
-    let mut held_back = Vec::new();
+    let planned = diff(&header, &snapshot, &fetch, reference_date)?;
+    let previous_position = watermark
+        .as_ref()
+        .and_then(|watermark| watermark.position.clone());
+    let SyncPlan {
+        publish: planned,
+        held_back,
+        result,
+        emit_marker,
+        affected_employees,
+        reported_watermark,
+        next_position,
+    } = plan_sync(
+        planned,
+        &SyncRules {
+            known_employees: snapshot.employees.len(),
+            minimum_employees: context.settings.removal_threshold_minimum_employees,
+            threshold_percent: registration.removal_threshold_percent,
+            requested_kind: options.kind,
+            kind,
+            supports_delta: source.supports_delta(),
+            record_errors: fetch.record_errors.len(),
+        },
+        previous_position,
+        fetch.next_watermark.clone(),
+    );
+    let held_back_now = result == SyncResult::HeldBack;
     if held_back_now {
-        let (kept, held): (Vec<Planned>, Vec<Planned>) =
-            planned.into_iter().partition(|plan| !plan.destructive);
-        planned = kept;
-        held_back = held;
         metrics::counter!("koppel_extract_held_back_total", "source" => source.system().as_token())
             .increment(1);
         tracing::warn!(
             employer = employer_key,
-            affected_employees = affected_count,
-            known_employees,
+            affected_employees,
+            known_employees = snapshot.employees.len(),
             threshold_percent = registration.removal_threshold_percent,
             held_back_events = held_back.len(),
             "Sync held back: it would end or remove more employees than the safety threshold allows. Check the source; raise removal_threshold_percent to let it through."
@@ -374,19 +382,6 @@ pub async fn sync_employer<S: Source>(
             .increment(fetch.record_errors.len() as u64);
     }
 
-    let result = if held_back_now {
-        SyncResult::HeldBack
-    } else {
-        SyncResult::Completed
-    };
-    let previous_position = watermark
-        .as_ref()
-        .and_then(|watermark| watermark.position.clone());
-    let reported_watermark = if held_back_now {
-        previous_position.clone()
-    } else {
-        fetch.next_watermark.clone().or(previous_position.clone())
-    };
     let counts = SyncCounts {
         employees_seen: count(
             fetch
@@ -404,15 +399,6 @@ pub async fn sync_employer<S: Source>(
         records_failed: count(fetch.record_errors.len()),
         removals_held_back: count(held_back.len()),
     };
-    // The marker closes every run that published, held back or rejected something, every
-    // full sync asked for explicitly, and the periodic full sync of a source with a change
-    // feed (its reconciliation). A source without a change feed diffs a full snapshot on every
-    // poll; an idle poll of it emits nothing, like an idle delta.
-    let emit_marker = options.kind == Some(SyncKind::Full)
-        || (kind == SyncKind::Full && source.supports_delta())
-        || !planned.is_empty()
-        || held_back_now
-        || !fetch.record_errors.is_empty();
     let mut events: Vec<Event> = planned.iter().map(|plan| plan.event.clone()).collect();
     if emit_marker {
         events.push(sync_completed(
@@ -448,11 +434,6 @@ pub async fn sync_employer<S: Source>(
     // And only after the snapshot, the watermark. A held-back run keeps the old position, so
     // the next delta sees the held-back changes again.
     let finished_at = Utc::now();
-    let next_position = if held_back_now {
-        None
-    } else {
-        fetch.next_watermark.clone()
-    };
     kv::update_json::<Watermark, _>(&context.topology.watermarks, employer_key, |current| {
         let mut next = current.cloned().unwrap_or_default();
         if let Some(position) = &next_position {
@@ -494,6 +475,100 @@ pub async fn sync_employer<S: Source>(
         record_errors: fetch.record_errors,
         publish_report,
     })
+}
+
+/// What the rules of one run take into account, besides the planned events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SyncRules {
+    /// Employees in the snapshot before this run.
+    known_employees: usize,
+    /// `removal_threshold_minimum_employees`: the threshold only triggers above this many.
+    minimum_employees: u32,
+    /// The employer's `removal_threshold_percent`.
+    threshold_percent: u8,
+    /// The kind the caller asked for (`None`: the engine chose).
+    requested_kind: Option<SyncKind>,
+    /// The kind this run is.
+    kind: SyncKind,
+    /// The source has a change feed (its periodic full sync is a reconciliation).
+    supports_delta: bool,
+    /// Records the source rejected this run.
+    record_errors: usize,
+}
+
+/// What a run publishes, holds back and reports: the safety threshold and the marker rule,
+/// decided without IO.
+#[derive(Debug)]
+struct SyncPlan {
+    /// The events to publish, in order (without the marker).
+    publish: Vec<Planned>,
+    /// Destructive events the threshold held back.
+    held_back: Vec<Planned>,
+    result: SyncResult,
+    /// Whether a `SyncCompleted` marker closes the run.
+    emit_marker: bool,
+    /// Employees that destructive events would end or remove.
+    affected_employees: usize,
+    /// The watermark the marker reports: a held-back run reports the old position.
+    reported_watermark: Option<String>,
+    /// The position to store after the snapshot; `None` keeps the stored one (a held-back
+    /// run, so the next delta sees the held-back changes again).
+    next_position: Option<String>,
+}
+
+/// Decides what one run publishes. The safety threshold: when destructive events (ends,
+/// removals) would touch more than `minimum_employees` employees and more than
+/// `threshold_percent` of the employees known before the run, they are held back and the run
+/// is `HELD_BACK`; an employer with no known employees is never held back (a first sync
+/// removes nothing). The marker closes every run that published, held back or rejected
+/// something, every full sync asked for explicitly, and the periodic full sync of a source with
+/// a change feed (its reconciliation). A source without a change feed diffs a full snapshot on
+/// every poll; an idle poll of it emits nothing, like an idle delta.
+fn plan_sync(
+    planned: Vec<Planned>,
+    rules: &SyncRules,
+    previous_position: Option<String>,
+    fetched_position: Option<String>,
+) -> SyncPlan {
+    let affected: HashSet<&str> = planned
+        .iter()
+        .filter(|plan| plan.destructive)
+        .filter_map(|plan| plan.event.employee_id())
+        .collect();
+    let affected_employees = affected.len();
+    let minimum = usize::try_from(rules.minimum_employees).unwrap_or(usize::MAX);
+    let held_back_now = rules.known_employees > 0
+        && affected_employees > minimum
+        && affected_employees.saturating_mul(100)
+            > usize::from(rules.threshold_percent).saturating_mul(rules.known_employees);
+    let (publish, held_back): (Vec<Planned>, Vec<Planned>) = if held_back_now {
+        planned.into_iter().partition(|plan| !plan.destructive)
+    } else {
+        (planned, Vec::new())
+    };
+    let emit_marker = rules.requested_kind == Some(SyncKind::Full)
+        || (rules.kind == SyncKind::Full && rules.supports_delta)
+        || !publish.is_empty()
+        || held_back_now
+        || rules.record_errors > 0;
+    let (result, reported_watermark, next_position) = if held_back_now {
+        (SyncResult::HeldBack, previous_position, None)
+    } else {
+        (
+            SyncResult::Completed,
+            fetched_position.clone().or(previous_position),
+            fetched_position,
+        )
+    };
+    SyncPlan {
+        publish,
+        held_back,
+        result,
+        emit_marker,
+        affected_employees,
+        reported_watermark,
+        next_position,
+    }
 }
 
 fn count(value: usize) -> i64 {
@@ -931,3 +1006,5 @@ pub(crate) fn first_sync_events(
 
 #[cfg(test)]
 mod diff_properties;
+#[cfg(test)]
+mod plan_sync_tests;
