@@ -30,6 +30,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::snapshot::Snapshot;
 use chrono::NaiveDate;
 use futures::StreamExt;
 use koppel_events::{Employee, Employment, RecordError, SourceSystem, SyncKind};
@@ -39,8 +40,8 @@ use serde_json::Value;
 use super::LoketSettings;
 use super::client::LoketClient;
 use super::mapping::{
-    ManagerDirectory, MappingError, map_employee, map_employer, map_employment, parse_date,
-    valid_on,
+    ManagerDirectory, MappingError, MappingSettings, map_employee, map_employer, map_employment,
+    parse_date, valid_on,
 };
 use super::wire::{
     CitizenServiceNumber, Department, EmployerUser, LoketEmployee, LoketEmployer, LoketEmployment,
@@ -112,6 +113,323 @@ struct EmploymentDetails {
     working_hours: Option<Vec<WorkingHours>>,
 }
 
+/// What the change feed's first level says about one employer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmployerVersion {
+    /// Changed since the watermark (or a full sync): read it up to this version.
+    Changed(u64),
+    /// A delta whose employer is not in the answer: nothing changed.
+    Unchanged,
+    /// A full sync whose employer is not in the answer: the connection cannot see it.
+    NotVisible,
+}
+
+/// Reads the employer's entry in the first level of the change feed.
+fn employer_version(
+    versions: &[VersionItem],
+    employer_id: &str,
+    watermark: Option<u64>,
+) -> EmployerVersion {
+    let version = versions
+        .iter()
+        .find(|item| item.id == employer_id)
+        .map(|item| item.number().unwrap_or_default());
+    match (version, watermark) {
+        (Some(version), _) => EmployerVersion::Changed(version),
+        (None, Some(_)) => EmployerVersion::Unchanged,
+        (None, None) => EmployerVersion::NotVisible,
+    }
+}
+
+/// The employer-wide lists of one run, indexed where the mapping looks things up.
+#[derive(Debug, Default)]
+struct EmployerLists {
+    employees: Vec<LoketEmployee>,
+    employments: Vec<LoketEmployment>,
+    /// The running organisational entity per employment (`actualorganizationalentities`).
+    organization_by_employment: HashMap<String, OrganizationalEntity>,
+    /// The running working hours per employment (`actualworkinghours`).
+    hours_by_employment: HashMap<String, WorkingHours>,
+    departments: Vec<Department>,
+    users: Vec<EmployerUser>,
+    user_departments: Vec<UserDepartments>,
+    /// Every listed id, including those whose record failed to parse: a bad record is never a
+    /// removal.
+    present_employee_ids: HashSet<String>,
+    present_employment_ids: HashSet<String>,
+}
+
+impl EmployerLists {
+    /// Indexes the lists as read; `failed_*` are the ids of records that did not parse.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        employees: Vec<LoketEmployee>,
+        failed_employees: Vec<String>,
+        employments: Vec<LoketEmployment>,
+        failed_employments: Vec<String>,
+        actual_organization: Vec<OrganizationalEntity>,
+        actual_hours: Vec<WorkingHours>,
+        departments: Vec<Department>,
+        users: Vec<EmployerUser>,
+        user_departments: Vec<UserDepartments>,
+    ) -> Self {
+        let organization_by_employment = actual_organization
+            .into_iter()
+            .filter_map(|entity| Some((entity.employment.as_ref()?.id.clone()?, entity)))
+            .collect();
+        let hours_by_employment = actual_hours
+            .into_iter()
+            .filter_map(|hours| Some((hours.employment.as_ref()?.id.clone()?, hours)))
+            .collect();
+        let mut present_employee_ids: HashSet<String> = employees
+            .iter()
+            .map(|employee| employee.id.clone())
+            .collect();
+        present_employee_ids.extend(failed_employees);
+        let mut present_employment_ids: HashSet<String> = employments
+            .iter()
+            .map(|employment| employment.id.clone())
+            .collect();
+        present_employment_ids.extend(failed_employments);
+        EmployerLists {
+            employees,
+            employments,
+            organization_by_employment,
+            hours_by_employment,
+            departments,
+            users,
+            user_departments,
+            present_employee_ids,
+            present_employment_ids,
+        }
+    }
+
+    fn is_listed_as_running(&self, employment_id: &str) -> bool {
+        self.organization_by_employment.contains_key(employment_id)
+            || self.hours_by_employment.contains_key(employment_id)
+    }
+}
+
+/// The end date of an employment, if it has a readable one.
+fn end_date_of(employment: &LoketEmployment) -> Option<NaiveDate> {
+    parse_date("endDate", employment.end_date.as_deref())
+        .ok()
+        .flatten()
+}
+
+/// The day whose values an employment's content takes: its end date once it has ended,
+/// otherwise the run's reference date.
+fn reference_for(employment: &LoketEmployment, reference_date: NaiveDate) -> NaiveDate {
+    match end_date_of(employment) {
+        Some(end) if end < reference_date => end,
+        _ => reference_date,
+    }
+}
+
+/// Which entities need their full content this run (and so their per-entity calls).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ContentPlan {
+    /// Employments to read details of and map: their positions in the employment list, in
+    /// list order.
+    employments: Vec<usize>,
+    /// Employees to read the BSN of and map.
+    employees: HashSet<String>,
+}
+
+/// Decides which entities need content. `changed_employments` is the delta's second level of
+/// the change feed (`None` in a full sync: everything is changed). An employment already
+/// published with its end and out of the running lists is final and skipped; a changed
+/// employment also marks its employee (Loket counts employee changes at employment level);
+/// an employee koppel does not know yet always needs content.
+fn plan_content(
+    lists: &EmployerLists,
+    snapshot: &Snapshot,
+    changed_employments: Option<&HashSet<String>>,
+) -> ContentPlan {
+    let mut plan = ContentPlan::default();
+    for (index, employment) in lists.employments.iter().enumerate() {
+        let employee_id = employment
+            .employee
+            .as_ref()
+            .and_then(|employee| employee.id.clone());
+        let known_state = snapshot.employments.get(&employment.id);
+        let changed = changed_employments.is_none_or(|changed| changed.contains(&employment.id));
+        if changed && let Some(employee_id) = employee_id {
+            // Even when the employment itself is finished.
+            plan.employees.insert(employee_id);
+        }
+        let running = lists.is_listed_as_running(&employment.id);
+        let finished = known_state.is_some_and(|state| state.ended)
+            && !running
+            && end_date_of(employment).is_some();
+        if finished {
+            continue;
+        }
+        if changed || known_state.is_none() {
+            plan.employments.push(index);
+        }
+    }
+    for employee in &lists.employees {
+        if changed_employments.is_none() || !snapshot.knows_employee(&employee.id) {
+            plan.employees.insert(employee.id.clone());
+        }
+    }
+    plan
+}
+
+/// Maps what was read into canonical entities: the organisational entity and hours valid on
+/// each employment's reference date, the department-manager heuristic, and the rule that an
+/// employment of a rejected employee waits for its employee.
+struct EntityMapper<'a> {
+    lists: &'a EmployerLists,
+    details: &'a HashMap<String, EmploymentDetails>,
+    snapshot: &'a Snapshot,
+    reference_date: NaiveDate,
+    directory: ManagerDirectory,
+    employments_by_employee: HashMap<&'a str, Vec<&'a LoketEmployment>>,
+}
+
+impl<'a> EntityMapper<'a> {
+    fn new(
+        lists: &'a EmployerLists,
+        details: &'a HashMap<String, EmploymentDetails>,
+        snapshot: &'a Snapshot,
+        reference_date: NaiveDate,
+    ) -> Self {
+        let directory = ManagerDirectory::build(
+            &lists.departments,
+            &lists.users,
+            &lists.user_departments,
+            &lists.employees,
+        );
+        let mut employments_by_employee: HashMap<&str, Vec<&LoketEmployment>> = HashMap::new();
+        for employment in &lists.employments {
+            if let Some(employee_id) = employment.employee.as_ref().and_then(|e| e.id.as_deref()) {
+                employments_by_employee
+                    .entry(employee_id)
+                    .or_default()
+                    .push(employment);
+            }
+        }
+        EntityMapper {
+            lists,
+            details,
+            snapshot,
+            reference_date,
+            directory,
+            employments_by_employee,
+        }
+    }
+
+    /// The organisational entity chosen for an employment: the running one from the
+    /// employer-wide list, else the one valid on the reference date from its own history.
+    fn organization_of(&self, employment: &LoketEmployment) -> Option<&'a OrganizationalEntity> {
+        let lists = self.lists;
+        let details = self.details;
+        let date = reference_for(employment, self.reference_date);
+        lists
+            .organization_by_employment
+            .get(&employment.id)
+            .or_else(|| {
+                details
+                    .get(&employment.id)
+                    .and_then(|details| details.organizational_entities.as_deref())
+                    .and_then(|history| valid_on(history, date))
+            })
+    }
+
+    /// The manager of an employee, through the department-manager heuristic.
+    fn manager_of(&self, employee_id: &str) -> Option<String> {
+        let own = self.employments_by_employee.get(employee_id)?;
+        let department_manager = |entity: &OrganizationalEntity| {
+            let department = scalar_text(entity.department.as_ref()?.key.as_ref())?;
+            self.directory.manager_of(&department, employee_id)
+        };
+        if let Some(entity) = own
+            .iter()
+            .filter(|employment| end_date_of(employment).is_none())
+            .find_map(|employment| self.organization_of(employment))
+        {
+            return department_manager(entity);
+        }
+        // A leaver keeps the manager koppel published last: a later change of their old
+        // department's manager is not a change of theirs. Observed at poll granularity: the
+        // manager is frozen as of the last poll before the end was seen.
+        match self.snapshot.employees.get(employee_id) {
+            Some(state) => state.manager_employee_id.clone(),
+            // First sight of someone who already left: their last department's manager.
+            None => own
+                .iter()
+                .rev()
+                .find_map(|employment| self.organization_of(employment))
+                .and_then(department_manager),
+        }
+    }
+
+    /// Maps the planned entities. A record that fails is reported and stays "present" (never
+    /// a removal).
+    fn map(
+        &self,
+        plan: &ContentPlan,
+        bsn_by_employee: &HashMap<String, String>,
+        mapping: &MappingSettings,
+        record_errors: &mut Vec<RecordError>,
+    ) -> (Vec<Employee>, Vec<Employment>) {
+        let mut employees: Vec<Employee> = Vec::with_capacity(plan.employees.len());
+        let mut failed_employee_ids: HashSet<&str> = HashSet::new();
+        for employee in &self.lists.employees {
+            if !plan.employees.contains(&employee.id) {
+                continue;
+            }
+            let bsn = bsn_by_employee.get(&employee.id).map(String::as_str);
+            match map_employee(employee, bsn, self.manager_of(&employee.id)) {
+                Ok(mapped) => employees.push(mapped),
+                Err(error) => {
+                    failed_employee_ids.insert(employee.id.as_str());
+                    record_errors.push(record_error("employee", &employee.id, error));
+                }
+            }
+        }
+        let mut employments: Vec<Employment> = Vec::with_capacity(plan.employments.len());
+        for employment in plan
+            .employments
+            .iter()
+            .filter_map(|&index| self.lists.employments.get(index))
+        {
+            let employee_id = employment.employee.as_ref().and_then(|e| e.id.as_deref());
+            if employee_id.is_some_and(|id| failed_employee_ids.contains(id)) {
+                // Its employee is rejected; publishing the employment would carry a broken
+                // employee along. It waits for the employee to be fixed.
+                continue;
+            }
+            let details = self.details.get(&employment.id);
+            let date = reference_for(employment, self.reference_date);
+            let hours = self
+                .lists
+                .hours_by_employment
+                .get(&employment.id)
+                .or_else(|| {
+                    details
+                        .and_then(|details| details.working_hours.as_deref())
+                        .and_then(|history| valid_on(history, date))
+                });
+            let wage = details.and_then(|details| valid_on(&details.wages, date));
+            let result: Result<Employment, MappingError> = map_employment(
+                employment,
+                self.organization_of(employment),
+                hours,
+                wage,
+                mapping,
+            );
+            match result {
+                Ok(mapped) => employments.push(mapped),
+                Err(error) => record_errors.push(record_error("employment", &employment.id, error)),
+            }
+        }
+        (employees, employments)
+    }
+}
+
 impl LoketSource {
     async fn list<T: DeserializeOwned>(
         &self,
@@ -136,16 +454,23 @@ impl LoketSource {
         Ok((parsed, failed_ids))
     }
 
+    /// One sync's reads, in order: the change feed, the employer, the employer-wide lists,
+    /// the per-entity details the [`ContentPlan`] asks for; then the mapping.
     async fn fetch_employer(&self, request: FetchRequest<'_>) -> Result<SourceFetch, SourceError> {
         let employer_id = request.employer.source_employer_id.as_str();
-        let connection_id = self.client.connection_id().to_owned();
-        let mut record_errors = Vec::new();
-
-        // The change feed's first level: has anything of this employer changed?
+        let not_visible = || SourceError::EmployerNotVisible {
+            connection_id: self.client.connection_id().to_owned(),
+            source_employer_id: employer_id.to_owned(),
+        };
         let watermark = match &request.mode {
             FetchMode::Full => None,
             // An unreadable watermark (written by another source?) falls back to a full sync.
             FetchMode::Delta { watermark } => watermark.parse::<u64>().ok(),
+        };
+        let kind = if watermark.is_some() {
+            SyncKind::Delta
+        } else {
+            SyncKind::Full
         };
         let filter = watermark.map(version_filter).unwrap_or_default();
         let (versions, _) = self
@@ -155,36 +480,17 @@ impl LoketSource {
                 &filter,
             )
             .await?;
-        let employer_version = versions
-            .iter()
-            .find(|item| item.id == employer_id)
-            .map(|item| item.number().unwrap_or_default());
-        let kind = if watermark.is_some() {
-            SyncKind::Delta
-        } else {
-            SyncKind::Full
-        };
-        let employer_version = match (employer_version, watermark) {
-            (Some(version), _) => version,
-            (None, Some(_)) => return Ok(SourceFetch::unchanged()),
-            (None, None) => {
-                return Err(SourceError::EmployerNotVisible {
-                    connection_id,
-                    source_employer_id: employer_id.to_owned(),
-                });
-            }
+        let employer_version = match employer_version(&versions, employer_id, watermark) {
+            EmployerVersion::Changed(version) => version,
+            EmployerVersion::Unchanged => return Ok(SourceFetch::unchanged()),
+            EmployerVersion::NotVisible => return Err(not_visible()),
         };
 
         let employer_path = format!("{EMPLOYERS}/{employer_id}");
         let employer_content = match self.client.get_content(&employer_path).await {
             Err(SourceError::Http(HttpSourceError::Status {
                 status: 403 | 404, ..
-            })) => {
-                return Err(SourceError::EmployerNotVisible {
-                    connection_id,
-                    source_employer_id: employer_id.to_owned(),
-                });
-            }
+            })) => return Err(not_visible()),
             other => other?,
         };
         let invalid_employer = |reason: String| SourceError::InvalidEmployer {
@@ -212,12 +518,43 @@ impl LoketSource {
             None => None,
         };
 
+        let mut record_errors = Vec::new();
+        let lists = self.read_lists(&employer_path, &mut record_errors).await?;
+        let plan = plan_content(&lists, request.snapshot, changed_employments.as_ref());
+        let details = self.read_employment_details(&lists, &plan).await?;
+        let bsn_by_employee = self.read_citizen_service_numbers(&lists, &plan).await?;
+
+        let mapper = EntityMapper::new(&lists, &details, request.snapshot, request.reference_date);
+        let (employees, employments) = mapper.map(
+            &plan,
+            &bsn_by_employee,
+            &self.settings.mapping,
+            &mut record_errors,
+        );
+        Ok(SourceFetch {
+            kind: Some(kind),
+            employer: Some(employer),
+            employees,
+            employments,
+            present_employee_ids: Some(lists.present_employee_ids),
+            present_employment_ids: Some(lists.present_employment_ids),
+            record_errors,
+            next_watermark: Some(employer_version.to_string()),
+        })
+    }
+
+    /// Reads the employer-wide lists; records that do not parse become record errors.
+    async fn read_lists(
+        &self,
+        employer_path: &str,
+        record_errors: &mut Vec<RecordError>,
+    ) -> Result<EmployerLists, SourceError> {
         let (employees, failed_employees) = self
             .list::<LoketEmployee>(
                 &format!("{employer_path}/employees"),
                 &[],
                 "employee",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (employments, failed_employments) = self
@@ -225,7 +562,7 @@ impl LoketSource {
                 &format!("{employer_path}/employees/employments"),
                 &[],
                 "employment",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (actual_organization, _) = self
@@ -233,7 +570,7 @@ impl LoketSource {
                 &format!("{employer_path}/actualorganizationalentities"),
                 &[],
                 "organizational_entity",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (actual_hours, _) = self
@@ -241,7 +578,7 @@ impl LoketSource {
                 &format!("{employer_path}/actualworkinghours"),
                 &[],
                 "working_hours",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (departments, _) = self
@@ -249,7 +586,7 @@ impl LoketSource {
                 &format!("{employer_path}/departments"),
                 &[],
                 "department",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (users, _) = self
@@ -257,7 +594,7 @@ impl LoketSource {
                 &format!("{employer_path}/users"),
                 &[],
                 "user",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
         let (user_departments, _) = self
@@ -265,89 +602,44 @@ impl LoketSource {
                 &format!("{employer_path}/users/departments"),
                 &[],
                 "user_departments",
-                &mut record_errors,
+                record_errors,
             )
             .await?;
+        Ok(EmployerLists::new(
+            employees,
+            failed_employees,
+            employments,
+            failed_employments,
+            actual_organization,
+            actual_hours,
+            departments,
+            users,
+            user_departments,
+        ))
+    }
 
-        let organization_by_employment: HashMap<String, OrganizationalEntity> = actual_organization
-            .into_iter()
-            .filter_map(|entity| Some((entity.employment.as_ref()?.id.clone()?, entity)))
-            .collect();
-        let hours_by_employment: HashMap<String, WorkingHours> = actual_hours
-            .into_iter()
-            .filter_map(|hours| Some((hours.employment.as_ref()?.id.clone()?, hours)))
-            .collect();
-
-        let mut present_employee_ids: HashSet<String> = employees
-            .iter()
-            .map(|employee| employee.id.clone())
-            .collect();
-        present_employee_ids.extend(failed_employees);
-        let mut present_employment_ids: HashSet<String> = employments
-            .iter()
-            .map(|employment| employment.id.clone())
-            .collect();
-        present_employment_ids.extend(failed_employments);
-
-        // Which employments need their full content this run.
-        let end_date_of = |employment: &LoketEmployment| {
-            parse_date("endDate", employment.end_date.as_deref())
-                .ok()
-                .flatten()
-        };
-        let is_listed_as_running = |id: &str| {
-            organization_by_employment.contains_key(id) || hours_by_employment.contains_key(id)
-        };
-        let mut content_employments: Vec<&LoketEmployment> = Vec::new();
-        let mut employees_needing_content: HashSet<String> = HashSet::new();
-        for employment in &employments {
-            let employee_id = employment
-                .employee
-                .as_ref()
-                .and_then(|employee| employee.id.clone());
-            let known_state = request.snapshot.employments.get(&employment.id);
-            let known = known_state.is_some();
-            let changed = changed_employments
-                .as_ref()
-                .is_none_or(|changed| changed.contains(&employment.id));
-            if changed && let Some(employee_id) = &employee_id {
-                // A changed employment may stand for a changed employee (Loket counts
-                // employee changes at employment level), even when the employment itself
-                // is finished.
-                employees_needing_content.insert(employee_id.clone());
-            }
-            // Already published with its end, and out of the running lists: final.
-            let finished = known_state.is_some_and(|state| state.ended)
-                && !is_listed_as_running(&employment.id)
-                && end_date_of(employment).is_some();
-            if finished {
-                continue;
-            }
-            if changed || !known {
-                content_employments.push(employment);
-            }
-        }
-        for employee in &employees {
-            if changed_employments.is_none() || !request.snapshot.knows_employee(&employee.id) {
-                employees_needing_content.insert(employee.id.clone());
-            }
-        }
-
-        // Per-employment details, concurrently.
-        let reference_for = |employment: &LoketEmployment| -> NaiveDate {
-            match end_date_of(employment) {
-                Some(end) if end < request.reference_date => end,
-                _ => request.reference_date,
-            }
-        };
+    /// Per-employment details of the planned employments, concurrently.
+    async fn read_employment_details(
+        &self,
+        lists: &EmployerLists,
+        plan: &ContentPlan,
+    ) -> Result<HashMap<String, EmploymentDetails>, SourceError> {
         // Owned job lists: the stream's closures then take no borrowed arguments, which keeps
         // the future `Send` (a known limit of higher-ranked lifetimes in async closures).
-        let detail_jobs: Vec<(String, bool)> = content_employments
+        // Each with whether it is listed as running (then only its wages are read).
+        let jobs: Vec<(String, bool)> = plan
+            .employments
             .iter()
-            .map(|employment| (employment.id.clone(), is_listed_as_running(&employment.id)))
+            .filter_map(|&index| lists.employments.get(index))
+            .map(|employment| {
+                (
+                    employment.id.clone(),
+                    lists.is_listed_as_running(&employment.id),
+                )
+            })
             .collect();
         let details: Vec<(String, Result<EmploymentDetails, SourceError>)> =
-            futures::stream::iter(detail_jobs)
+            futures::stream::iter(jobs)
                 .map(|(id, running)| async move {
                     let result = self.employment_details(&id, running).await;
                     (id, result)
@@ -359,13 +651,21 @@ impl LoketSource {
         for (id, result) in details {
             details_by_employment.insert(id, result?);
         }
+        Ok(details_by_employment)
+    }
 
-        // BSNs, concurrently, for the employees whose content is needed.
+    /// BSNs of the planned employees, concurrently.
+    async fn read_citizen_service_numbers(
+        &self,
+        lists: &EmployerLists,
+        plan: &ContentPlan,
+    ) -> Result<HashMap<String, String>, SourceError> {
         let bsn_forbidden = AtomicBool::new(!self.settings.read_citizen_service_numbers);
-        let mut bsn_ids: Vec<String> = employees
+        let mut bsn_ids: Vec<String> = lists
+            .employees
             .iter()
             .map(|employee| employee.id.clone())
-            .filter(|id| employees_needing_content.contains(id))
+            .filter(|id| plan.employees.contains(id))
             .collect();
         bsn_ids.sort_unstable();
         let forbidden = &bsn_forbidden;
@@ -384,113 +684,7 @@ impl LoketSource {
                 bsn_by_employee.insert(id, bsn);
             }
         }
-
-        // The organisational entity chosen per employment: the running one from the
-        // employer-wide list, else the one valid on the reference date from its own history.
-        let organization_of = |employment: &LoketEmployment| -> Option<&OrganizationalEntity> {
-            organization_by_employment.get(&employment.id).or_else(|| {
-                details_by_employment
-                    .get(&employment.id)
-                    .and_then(|details| details.organizational_entities.as_deref())
-                    .and_then(|history| valid_on(history, reference_for(employment)))
-            })
-        };
-
-        // Managers, through the department-manager heuristic.
-        let directory =
-            ManagerDirectory::build(&departments, &users, &user_departments, &employees);
-        let mut employments_by_employee: HashMap<&str, Vec<&LoketEmployment>> = HashMap::new();
-        for employment in &employments {
-            if let Some(employee_id) = employment.employee.as_ref().and_then(|e| e.id.as_deref()) {
-                employments_by_employee
-                    .entry(employee_id)
-                    .or_default()
-                    .push(employment);
-            }
-        }
-        let manager_of = |employee_id: &str| -> Option<String> {
-            let own = employments_by_employee.get(employee_id)?;
-            let department_manager = |entity: &OrganizationalEntity| {
-                let department = scalar_text(entity.department.as_ref()?.key.as_ref())?;
-                directory.manager_of(&department, employee_id)
-            };
-            if let Some(entity) = own
-                .iter()
-                .filter(|employment| end_date_of(employment).is_none())
-                .find_map(|employment| organization_of(employment))
-            {
-                return department_manager(entity);
-            }
-            // A leaver keeps the manager koppel published last: a later change of their old
-            // department's manager is not a change of theirs. Observed at poll granularity:
-            // the manager is frozen as of the last poll before the end was seen.
-            match request.snapshot.employees.get(employee_id) {
-                Some(state) => state.manager_employee_id.clone(),
-                // First sight of someone who already left: their last department's manager.
-                None => own
-                    .iter()
-                    .rev()
-                    .find_map(|employment| organization_of(employment))
-                    .and_then(department_manager),
-            }
-        };
-
-        // Map. A record that fails is reported and stays "present" (never a removal).
-        let mut mapped_employees: Vec<Employee> =
-            Vec::with_capacity(employees_needing_content.len());
-        let mut failed_employee_ids: HashSet<&str> = HashSet::new();
-        for employee in &employees {
-            if !employees_needing_content.contains(&employee.id) {
-                continue;
-            }
-            let bsn = bsn_by_employee.get(&employee.id).map(String::as_str);
-            match map_employee(employee, bsn, manager_of(&employee.id)) {
-                Ok(mapped) => mapped_employees.push(mapped),
-                Err(error) => {
-                    failed_employee_ids.insert(employee.id.as_str());
-                    record_errors.push(record_error("employee", &employee.id, error));
-                }
-            }
-        }
-        let mut mapped_employments: Vec<Employment> = Vec::with_capacity(content_employments.len());
-        for employment in content_employments {
-            let employee_id = employment.employee.as_ref().and_then(|e| e.id.as_deref());
-            if employee_id.is_some_and(|id| failed_employee_ids.contains(id)) {
-                // Its employee is rejected; publishing the employment would carry a broken
-                // employee along. It waits for the employee to be fixed.
-                continue;
-            }
-            let details = details_by_employment.get(&employment.id);
-            let date = reference_for(employment);
-            let hours = hours_by_employment.get(&employment.id).or_else(|| {
-                details
-                    .and_then(|details| details.working_hours.as_deref())
-                    .and_then(|history| valid_on(history, date))
-            });
-            let wage = details.and_then(|details| valid_on(&details.wages, date));
-            let result: Result<Employment, MappingError> = map_employment(
-                employment,
-                organization_of(employment),
-                hours,
-                wage,
-                &self.settings.mapping,
-            );
-            match result {
-                Ok(mapped) => mapped_employments.push(mapped),
-                Err(error) => record_errors.push(record_error("employment", &employment.id, error)),
-            }
-        }
-
-        Ok(SourceFetch {
-            kind: Some(kind),
-            employer: Some(employer),
-            employees: mapped_employees,
-            employments: mapped_employments,
-            present_employee_ids: Some(present_employee_ids),
-            present_employment_ids: Some(present_employment_ids),
-            record_errors,
-            next_watermark: Some(employer_version.to_string()),
-        })
+        Ok(bsn_by_employee)
     }
 
     async fn employment_details(
@@ -562,4 +756,248 @@ fn parse_all<T: DeserializeOwned>(items: Vec<Value>) -> Vec<T> {
         .into_iter()
         .filter_map(|item| serde_json::from_value(item).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pure steps of a Loket fetch: the change feed's verdict, the content plan and the
+    //! mapping rules, without HTTP.
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::snapshot::EntityState;
+
+    fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn version(id: &str, number: Option<u64>) -> VersionItem {
+        from_json(json!({ "id": id, "lastModifiedVersionNumber": number }))
+    }
+
+    fn employee(id: &str) -> LoketEmployee {
+        from_json(json!({ "id": id, "personalDetails": { "lastName": "Jansen" } }))
+    }
+
+    fn employment(id: &str, employee_id: &str, end_date: Option<&str>) -> LoketEmployment {
+        from_json(json!({
+            "id": id,
+            "startDate": "2020-01-01",
+            "endDate": end_date,
+            "employee": { "id": employee_id },
+        }))
+    }
+
+    fn running_hours(employment_id: &str) -> WorkingHours {
+        from_json(json!({ "startDate": "2020-01-01", "employment": { "id": employment_id } }))
+    }
+
+    fn state(ended: bool) -> EntityState {
+        EntityState {
+            digest: "d".to_owned(),
+            revision: 1,
+            field_digests: Vec::new(),
+            employee_id: None,
+            start_date: None,
+            ended,
+            manager_employee_id: None,
+        }
+    }
+
+    fn lists(
+        employees: Vec<LoketEmployee>,
+        employments: Vec<LoketEmployment>,
+        hours: Vec<WorkingHours>,
+    ) -> EmployerLists {
+        EmployerLists::new(
+            employees,
+            Vec::new(),
+            employments,
+            Vec::new(),
+            Vec::new(),
+            hours,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    fn ids(items: &[&str]) -> HashSet<String> {
+        items.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_change_feed_verdict() {
+        let versions = [version("other", Some(3)), version("acme", Some(7))];
+        assert_eq!(
+            employer_version(&versions, "acme", None),
+            EmployerVersion::Changed(7)
+        );
+        assert_eq!(
+            employer_version(&versions, "acme", Some(6)),
+            EmployerVersion::Changed(7)
+        );
+        assert_eq!(
+            employer_version(&versions, "gone", Some(6)),
+            EmployerVersion::Unchanged
+        );
+        assert_eq!(
+            employer_version(&versions, "gone", None),
+            EmployerVersion::NotVisible
+        );
+        assert_eq!(
+            employer_version(&[version("acme", None)], "acme", None),
+            EmployerVersion::Changed(0),
+            "an entry without a number still means the employer is there"
+        );
+    }
+
+    #[test]
+    fn records_that_failed_to_parse_stay_present() {
+        let lists = EmployerLists::new(
+            vec![employee("a")],
+            vec!["broken-employee".to_owned()],
+            vec![employment("e1", "a", None)],
+            vec!["broken-employment".to_owned()],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        assert_eq!(lists.present_employee_ids, ids(&["a", "broken-employee"]));
+        assert_eq!(
+            lists.present_employment_ids,
+            ids(&["e1", "broken-employment"])
+        );
+    }
+
+    #[test]
+    fn a_full_sync_reads_everything_except_finished_employments() {
+        let lists = lists(
+            vec![employee("a"), employee("b")],
+            vec![
+                employment("running", "a", None),
+                employment("finished", "b", Some("2021-01-01")),
+                employment("new", "b", None),
+            ],
+            vec![running_hours("running")],
+        );
+        let mut snapshot = Snapshot::empty("acme");
+        snapshot
+            .employments
+            .insert("finished".to_owned(), state(true));
+        snapshot
+            .employments
+            .insert("running".to_owned(), state(false));
+        let plan = plan_content(&lists, &snapshot, None);
+        assert_eq!(plan.employments, vec![0, 2]);
+        assert_eq!(plan.employees, ids(&["a", "b"]));
+    }
+
+    #[test]
+    fn an_ended_employment_still_listed_as_running_is_not_final() {
+        let lists = lists(
+            vec![employee("a")],
+            vec![employment("ending", "a", Some("2021-01-01"))],
+            vec![running_hours("ending")],
+        );
+        let mut snapshot = Snapshot::empty("acme");
+        snapshot
+            .employments
+            .insert("ending".to_owned(), state(true));
+        assert_eq!(plan_content(&lists, &snapshot, None).employments, vec![0]);
+    }
+
+    #[test]
+    fn a_delta_reads_changed_and_unknown_entities_only() {
+        let lists = lists(
+            vec![employee("a"), employee("b"), employee("c")],
+            vec![
+                employment("changed", "a", None),
+                employment("unchanged", "c", None),
+                employment("new-unlisted", "b", None),
+                employment("finished-changed", "c", Some("2021-01-01")),
+            ],
+            Vec::new(),
+        );
+        let mut snapshot = Snapshot::empty("acme");
+        for id in ["a", "c"] {
+            snapshot.employees.insert(id.to_owned(), state(false));
+        }
+        snapshot
+            .employments
+            .insert("changed".to_owned(), state(false));
+        snapshot
+            .employments
+            .insert("unchanged".to_owned(), state(false));
+        snapshot
+            .employments
+            .insert("finished-changed".to_owned(), state(true));
+        let changed = ids(&["changed", "finished-changed"]);
+        let plan = plan_content(&lists, &snapshot, Some(&changed));
+        // The unchanged known employment is skipped; a new one is read even though the
+        // change feed does not name it; a finished one is not re-read.
+        assert_eq!(plan.employments, vec![0, 2]);
+        // a: its employment changed; b: unknown; c: its finished employment changed.
+        assert_eq!(plan.employees, ids(&["a", "b", "c"]));
+    }
+
+    #[test]
+    fn an_employment_of_a_rejected_employee_waits_for_its_employee() {
+        let rejected: LoketEmployee = from_json(json!({ "id": "bad" }));
+        let lists = lists(
+            vec![employee("a"), rejected],
+            vec![
+                employment("e-a", "a", None),
+                employment("e-bad", "bad", None),
+            ],
+            Vec::new(),
+        );
+        let snapshot = Snapshot::empty("acme");
+        let plan = plan_content(&lists, &snapshot, None);
+        let details = HashMap::new();
+        let reference_date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let mapper = EntityMapper::new(&lists, &details, &snapshot, reference_date);
+        let mut record_errors = Vec::new();
+        let (employees, employments) = mapper.map(
+            &plan,
+            &HashMap::new(),
+            &MappingSettings::default(),
+            &mut record_errors,
+        );
+        assert_eq!(
+            employees
+                .iter()
+                .map(|e| e.employee_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let employment_ids: Vec<&str> = employments
+            .iter()
+            .map(|e| e.employment_id.as_str())
+            .collect();
+        assert!(!employment_ids.contains(&"e-bad"), "{employment_ids:?}");
+        assert_eq!(record_errors.len(), 1, "{record_errors:?}");
+        assert_eq!(record_errors[0].entity_id, "bad");
+    }
+
+    #[test]
+    fn a_leaver_keeps_the_manager_published_last() {
+        let lists = lists(
+            vec![employee("leaver")],
+            vec![employment("e", "leaver", Some("2021-01-01"))],
+            Vec::new(),
+        );
+        let mut snapshot = Snapshot::empty("acme");
+        let mut known = state(false);
+        known.manager_employee_id = Some("boss".to_owned());
+        snapshot.employees.insert("leaver".to_owned(), known);
+        let details = HashMap::new();
+        let reference_date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let mapper = EntityMapper::new(&lists, &details, &snapshot, reference_date);
+        assert_eq!(mapper.manager_of("leaver").as_deref(), Some("boss"));
+        assert_eq!(mapper.manager_of("stranger"), None);
+    }
 }
