@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use koppel_nats::kv::{self, KvError};
 use koppel_registry::{SealedSecret, SecretKey};
@@ -454,18 +455,23 @@ impl TokenManager {
     /// Waits until the stored token's revision differs from `revision` (true) or the deadline
     /// passes (false).
     async fn wait_for_newer(&self, revision: u64, deadline: Instant) -> Result<bool, TokenError> {
-        let mut delay = Duration::from_millis(20);
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(500))
+            .without_max_times()
+            .build();
         loop {
             if let Some(stored) = self.read_stored().await?
                 && stored.revision != revision
             {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Ok(false);
             }
-            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            let delay = delays.next().unwrap_or(left);
+            tokio::time::sleep(delay.min(left)).await;
         }
     }
 
@@ -487,10 +493,11 @@ impl TokenManager {
             sealed,
             stored_at: Utc::now(),
         };
-        let mut delay = Duration::from_millis(50);
-        let mut attempts = 0;
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_times(5)
+            .build();
         loop {
-            attempts += 1;
             match kv::put_json_if(&self.tokens, connection_id, &value, Some(read_revision)).await {
                 Ok(_) => return Ok(()),
                 Err(KvError::Conflict { .. }) => {
@@ -500,12 +507,12 @@ impl TokenManager {
                     tracing::warn!(connection = %connection_id, "The stored refresh token changed during a refresh; keeping the stored one.");
                     return Ok(());
                 }
-                Err(error) if attempts < 6 => {
-                    tracing::warn!(connection = %connection_id, %error, "Storing the rotated refresh token failed; retrying.");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
                 Err(error) => {
+                    if let Some(delay) = delays.next() {
+                        tracing::warn!(connection = %connection_id, %error, "Storing the rotated refresh token failed; retrying.");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
                     return Err(TokenError::ReauthorisationRequired {
                         connection_id: connection_id.clone(),
                         reason: format!(
