@@ -1,20 +1,27 @@
 //! Layered configuration: an optional TOML file, then `KOPPEL_` environment variables on top,
 //! deserialized into one typed struct per service with `deny_unknown_fields`, so a typo is an
-//! error at start instead of a silently ignored setting.
+//! error at start instead of a silently ignored setting. The layering is config-rs's; this
+//! module adds the TOML source and the rule that an error never echoes a configured value.
 //!
 //! Environment variables name a section and a key, joined by double underscores, and are
 //! lower-cased: `KOPPEL_NATS__URL=nats://a:4222` sets `[nats] url`. Variables without `__`
 //! (`KOPPEL_CONFIG`, `KOPPEL_SECRET_KEY`, `KOPPEL_NATS_IMAGE`...) are not configuration and
-//! are left alone, so `deny_unknown_fields` does not trip over them. Values that look like integers or
-//! booleans become those; quote a value to force a string: `KOPPEL_X__PIN='"0123"'`.
+//! are left alone, so `deny_unknown_fields` does not trip over them. A value becomes whatever
+//! type its field has (`3` a number for `replicas`, a string for `password`); surrounding
+//! double quotes are removed: `KOPPEL_X__PIN='"0123"'` is the text `0123`.
 
 use std::path::{Path, PathBuf};
 
+use config::{Config, Environment, Map, Source, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 /// The prefix of every koppel environment variable.
 pub const ENV_PREFIX: &str = "KOPPEL_";
 
+/// What went wrong loading a config. No variant carries a configured value: the reasons are
+/// rebuilt from the error's kind and key, because a value in the wrong field may be a secret.
+/// (config-rs's own error is not kept as a source for that reason: its `Debug` and `Display`
+/// print the offending value.)
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -24,8 +31,6 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML: {reason}")]
     Parse { path: PathBuf, reason: String },
-    #[error("environment variable {name} cannot be applied: {reason}")]
-    Environment { name: String, reason: String },
     #[error("invalid configuration: {reason}")]
     Invalid { reason: String },
 }
@@ -36,92 +41,157 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Config
 }
 
 /// As [`load_config`], with the environment given: tests pass their own.
+///
+/// The layering is config-rs's (`config` on crates.io): the TOML file, then `KOPPEL_`
+/// variables through its `Environment` source with `__` as the separator. Variables are passed
+/// as strings and config-rs converts them to the field's type when deserializing, so a numeric
+/// password stays a string and a port becomes a number, with no guessing beforehand.
 pub fn load_config_from<T: DeserializeOwned>(
     file: Option<&Path>,
     environment: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
-    let table = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-            toml::from_str::<toml::Table>(&text).map_err(|error| ConfigError::Parse {
-                path: path.to_owned(),
-                reason: error.message().to_owned(),
-            })?
-        }
-        None => toml::Table::new(),
-    };
-    let mut overrides: Vec<(String, String)> = environment
+    let mut builder = Config::builder();
+    if let Some(path) = file {
+        builder = builder.add_source(TomlFile::read(path)?);
+    }
+    let variables: Map<String, String> = environment
         .into_iter()
         .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name.contains("__"))
+        .map(|(name, raw)| (name, unquote(raw)))
         .collect();
-    // Deterministic order: a parent (`KOPPEL_NATS`) before its children (`KOPPEL_NATS__URL`).
-    overrides.sort();
-    let overrides: Vec<(String, Vec<String>, String)> = overrides
-        .into_iter()
-        .map(|(name, raw)| {
-            let path = name[ENV_PREFIX.len()..]
-                .split("__")
-                .map(str::to_lowercase)
-                .collect();
-            (name, path, raw)
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(variables)),
+    );
+    builder
+        .build()
+        .and_then(Config::try_deserialize)
+        .map_err(|error| ConfigError::Invalid {
+            reason: describe(&error),
         })
-        .collect();
-    // Paths whose environment value must stay a string although it looks like a number or a
-    // boolean: learnt from the type errors of earlier attempts (a numeric password, say).
-    let mut as_string: Vec<String> = Vec::new();
-    loop {
-        let mut attempt = table.clone();
-        for (name, path, raw) in &overrides {
-            let value = if as_string.contains(&path.join(".")) {
-                toml::Value::String(raw.clone())
-            } else {
-                parse_scalar(raw)
-            };
-            apply(&mut attempt, path, value).map_err(|reason| ConfigError::Environment {
-                name: name.clone(),
-                reason,
-            })?;
-        }
-        match T::deserialize(toml::Value::Table(attempt)) {
-            Ok(config) => return Ok(config),
-            Err(error) => {
-                let message = error.to_string();
-                let retry_path = failing_path(&message).filter(|path| {
-                    message.contains("expected a string")
-                        && !as_string.contains(path)
-                        && overrides
-                            .iter()
-                            .any(|(_, env_path, _)| env_path.join(".") == *path)
-                });
-                match retry_path {
-                    Some(path) => as_string.push(path),
-                    None => {
-                        return Err(ConfigError::Invalid {
-                            reason: redact_values(&message),
-                        });
-                    }
-                }
-            }
-        }
+}
+
+/// A quoted value (`'"0123"'`) is the text between the quotes: the way to keep a leading or
+/// trailing space, or to be explicit that a value is text.
+fn unquote(raw: String) -> String {
+    match raw
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(quoted) => quoted.to_owned(),
+        None => raw,
     }
 }
 
-/// The dotted path toml's deserializer names in its error (`... in `nats.password``).
-fn failing_path(message: &str) -> Option<String> {
-    let (_, tail) = message.rsplit_once("in `")?;
-    Some(tail.trim_end().trim_end_matches('`').to_owned())
+/// The TOML file, parsed with `toml` (whose error message, unlike its `Display`, quotes no
+/// line of the file) and handed to config-rs as a source.
+#[derive(Debug, Clone)]
+struct TomlFile {
+    table: Map<String, Value>,
 }
 
-/// Drops the offending value from a type error (`invalid type: string "x", expected u32`): it
-/// may be a secret put in the wrong field. Keeps its kind and the field path, which is what the
-/// operator needs. Other messages (unknown field names) hold no values and pass unchanged.
+impl TomlFile {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table = toml::from_str::<toml::Table>(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            reason: error.message().to_owned(),
+        })?;
+        let origin = path.display().to_string();
+        let table = table
+            .into_iter()
+            .map(|(key, value)| (key, to_config_value(&origin, value)))
+            .collect();
+        Ok(TomlFile { table })
+    }
+}
+
+impl Source for TomlFile {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        Ok(self.table.clone())
+    }
+}
+
+fn to_config_value(origin: &str, value: toml::Value) -> Value {
+    let kind = match value {
+        toml::Value::String(text) => ValueKind::String(text),
+        toml::Value::Integer(integer) => ValueKind::I64(integer),
+        toml::Value::Float(float) => ValueKind::Float(float),
+        toml::Value::Boolean(boolean) => ValueKind::Boolean(boolean),
+        toml::Value::Datetime(datetime) => ValueKind::String(datetime.to_string()),
+        toml::Value::Array(items) => ValueKind::Array(
+            items
+                .into_iter()
+                .map(|item| to_config_value(origin, item))
+                .collect(),
+        ),
+        toml::Value::Table(table) => ValueKind::Table(
+            table
+                .into_iter()
+                .map(|(key, item)| (key, to_config_value(origin, item)))
+                .collect(),
+        ),
+    };
+    Value::new(Some(&origin.to_owned()), kind)
+}
+
+/// Describes a config-rs error without the value it is about: a type error keeps what was
+/// expected, the key and where the value came from; a serde message loses its quoted value.
+fn describe(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            origin,
+            expected,
+            key,
+            ..
+        } => {
+            let mut reason = format!("invalid type: <redacted>, expected {expected}");
+            if let Some(key) = key {
+                reason.push_str(&format!(" for key `{key}`"));
+            }
+            if let Some(origin) = origin {
+                reason.push_str(&format!(" in {origin}"));
+            }
+            reason
+        }
+        config::ConfigError::At { error, origin, key } => {
+            let mut reason = describe(error);
+            if let Some(key) = key {
+                reason.push_str(&format!(" for key `{key}`"));
+            }
+            if let Some(origin) = origin {
+                reason.push_str(&format!(" in {origin}"));
+            }
+            reason
+        }
+        config::ConfigError::Message(message) => redact_values(message),
+        config::ConfigError::NotFound(key) => format!("missing configuration field `{key}`"),
+        other => redact_values(&other.to_string()),
+    }
+}
+
+/// Drops the offending value from a serde message (`invalid value: string "x", expected
+/// ...`, `unknown variant `x`, expected ...`, `enum X does not have variant constructor x`):
+/// it may be a secret put in the wrong field. Keeps its kind, which is what the operator
+/// needs. Other messages (unknown field names) hold no values and pass unchanged.
 fn redact_values(message: &str) -> String {
-    for prefix in ["invalid type: ", "invalid value: "] {
+    // config-rs's own wording for an unknown variant ends with the value.
+    const NO_VARIANT: &str = "does not have variant constructor ";
+    if let Some(start) = message.find(NO_VARIANT) {
+        return format!("{}<redacted>", &message[..start + NO_VARIANT.len()]);
+    }
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
         if let Some(start) = message.find(prefix)
-            && let Some(length) = message[start..].find(", expected")
+            && let Some(length) = message[start..].rfind(", expected")
         {
             let value_start = start + prefix.len();
             let value_end = start + length;
@@ -138,42 +208,6 @@ fn redact_values(message: &str) -> String {
         }
     }
     message.to_owned()
-}
-
-fn parse_scalar(raw: &str) -> toml::Value {
-    if let Some(quoted) = raw
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-    {
-        return toml::Value::String(quoted.to_owned());
-    }
-    if let Ok(integer) = raw.parse::<i64>() {
-        return toml::Value::Integer(integer);
-    }
-    match raw {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(raw.to_owned()),
-    }
-}
-
-fn apply(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    match path {
-        [] => Err("empty name".to_owned()),
-        [leaf] => {
-            table.insert(leaf.clone(), value);
-            Ok(())
-        }
-        [section, rest @ ..] => {
-            let entry = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match entry {
-                toml::Value::Table(inner) => apply(inner, rest, value),
-                _ => Err(format!("{section} is a value, not a section")),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -196,6 +230,16 @@ mod tests {
         #[serde(default)]
         replicas: u32,
         password: Option<SecretString>,
+        #[serde(default)]
+        mode: Mode,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        #[default]
+        Plain,
+        Tls,
     }
 
     fn write(text: &str) -> tempfile_path::TempFile {
@@ -318,5 +362,51 @@ mod tests {
                 .starts_with("cannot read config file /nonexistent/koppel.toml"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn environment_type_errors_never_echo_the_value() {
+        let env = vec![
+            ("KOPPEL_NATS__URL".to_owned(), "u".to_owned()),
+            (
+                "KOPPEL_NATS__REPLICAS".to_owned(),
+                "s3cret-in-wrong-field".to_owned(),
+            ),
+        ];
+        let file = write("name = \"a\"\n");
+        let error = load_config_from::<Example>(Some(&file.0), env).unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+        assert!(error.to_string().contains("nats.replicas"), "{error}");
+    }
+
+    #[test]
+    fn unknown_variants_never_echo_the_value() {
+        let file = write("name = \"a\"\n[nats]\nurl = \"u\"\nmode = \"s3cret-as-mode\"\n");
+        let error = load_config_from::<Example>(Some(&file.0), Vec::new()).unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(error.to_string().contains("variant"), "{error}");
+        assert!(error.to_string().contains("nats.mode"), "{error}");
+        let env = vec![
+            ("KOPPEL_NATS__URL".to_owned(), "u".to_owned()),
+            ("KOPPEL_NATS__MODE".to_owned(), "tls".to_owned()),
+        ];
+        let config: Example = load_config_from(Some(&write("name = \"a\"\n").0), env).unwrap();
+        assert!(matches!(config.nats.mode, Mode::Tls));
+    }
+
+    #[test]
+    fn toml_syntax_errors_never_quote_the_file() {
+        let file = write("name = \"a\"\n[nats]\npassword = \"s3cret-unterminated\n");
+        let error = load_config_from::<Example>(Some(&file.0), Vec::new()).unwrap_err();
+        assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_field_names_its_key() {
+        let file = write("name = \"a\"\n[nats]\nreplicas = 1\n");
+        let error = load_config_from::<Example>(Some(&file.0), Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("url"), "{error}");
     }
 }
