@@ -154,10 +154,10 @@ pub enum SyncError {
     Store(#[from] KvError),
     #[error("publishing failed: {0}")]
     Publish(#[from] PublishError),
-    #[error("an event cannot be encoded: {0}")]
-    Encode(String),
-    #[error("an entity cannot be digested: {0}")]
-    Digest(String),
+    #[error("an event cannot be encoded")]
+    Encode(#[from] PrepareError),
+    #[error("an entity cannot be digested")]
+    Digest(#[source] serde_json::Error),
     #[error("injected failure {0:?}")]
     InjectedFailure(FailPoint),
 }
@@ -166,26 +166,11 @@ impl SyncError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SyncError::Source(error) => error.class(),
-            SyncError::Store(KvError::Conflict { .. } | KvError::Bucket { .. }) => {
-                ErrorClass::Retryable
-            }
-            SyncError::Store(KvError::Decode { .. }) => ErrorClass::Permanent,
-            SyncError::Publish(error) => {
-                if error.is_retryable() {
-                    ErrorClass::Retryable
-                } else {
-                    ErrorClass::Permanent
-                }
-            }
+            SyncError::Store(error) => error.class(),
+            SyncError::Publish(error) => error.class(),
             SyncError::Encode(_) | SyncError::Digest(_) => ErrorClass::Permanent,
             SyncError::InjectedFailure(_) => ErrorClass::Retryable,
         }
-    }
-}
-
-impl From<PrepareError> for SyncError {
-    fn from(error: PrepareError) -> Self {
-        SyncError::Encode(error.to_string())
     }
 }
 
@@ -251,7 +236,7 @@ impl RunHeader<'_> {
 }
 
 fn digest<T: Serialize>(entity: &T) -> Result<ContentDigest, SyncError> {
-    ContentDigest::of(entity).map_err(|error| SyncError::Digest(error.to_string()))
+    ContentDigest::of(entity).map_err(SyncError::Digest)
 }
 
 fn choose_mode<S: Source>(

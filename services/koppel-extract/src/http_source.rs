@@ -9,6 +9,7 @@
 //! way for every source.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -17,15 +18,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Whether an operation may succeed if it is tried again later. Every error type of this crate
+/// Whether an operation may succeed if it is tried again later: koppel-nats's classification,
+/// so a KV or publish error's class passes through unchanged. Every error type of this crate
 /// maps onto it with an exhaustive match, so a new variant must take a side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Transient: rate limits, server errors, timeouts, NATS hiccups. The next run retries.
-    Retryable,
-    /// Will fail again until someone changes something (credentials, configuration, data).
-    Permanent,
-}
+pub use koppel_nats::ErrorClass;
 
 /// How one request is retried. Part of each source's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -68,9 +64,14 @@ impl RetryPolicy {
 /// Why a request to a source failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpSourceError {
-    /// No response: connect failure, timeout, reset.
-    #[error("{endpoint}: no response: {reason}")]
-    Transport { endpoint: String, reason: String },
+    /// No response, or the body broke off: connect failure, timeout, reset. The source is
+    /// reqwest's error without the URL (ours is in `endpoint`, with no ids or hosts).
+    #[error("{endpoint}: no response: {source}")]
+    Transport {
+        endpoint: String,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
     /// A response with a non-success status. `body_excerpt` is at most 200 characters of what
     /// the source said; source error bodies carry messages, never the request's secrets.
     #[error("{endpoint}: HTTP {status}: {body_excerpt}")]
@@ -79,9 +80,17 @@ pub enum HttpSourceError {
         status: u16,
         body_excerpt: String,
     },
-    /// The body is not what the source documents (not JSON, or not the envelope).
+    /// The body is not what the source documents (not JSON, or not the envelope). `reason`
+    /// names the rule it broke, never the values (serde's own text quotes them, and a source
+    /// body may hold a BSN or a token), so serde's error is not kept as the source.
     #[error("{endpoint}: unexpected response body: {reason}")]
     Body { endpoint: String, reason: String },
+    /// The body is larger than koppel reads from a source.
+    #[error("{endpoint}: the response body exceeds the limit of {limit_bytes} bytes")]
+    BodyTooLarge {
+        endpoint: String,
+        limit_bytes: usize,
+    },
     /// A retryable failure persisted through every attempt.
     #[error("{endpoint}: gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted {
@@ -104,9 +113,9 @@ impl HttpSourceError {
             | HttpSourceError::RetriesExhausted { .. }
             | HttpSourceError::RetryAfterTooLong { .. } => ErrorClass::Retryable,
             HttpSourceError::Status { status, .. } => status_class(*status),
-            HttpSourceError::Body { .. } | HttpSourceError::TooManyPages { .. } => {
-                ErrorClass::Permanent
-            }
+            HttpSourceError::Body { .. }
+            | HttpSourceError::BodyTooLarge { .. }
+            | HttpSourceError::TooManyPages { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -117,6 +126,7 @@ impl HttpSourceError {
             HttpSourceError::RetriesExhausted { last, .. } => last.status(),
             HttpSourceError::Transport { .. }
             | HttpSourceError::Body { .. }
+            | HttpSourceError::BodyTooLarge { .. }
             | HttpSourceError::RetryAfterTooLong { .. }
             | HttpSourceError::TooManyPages { .. } => None,
         }
@@ -158,7 +168,12 @@ where
             Ok(response) => {
                 let status = response.status().as_u16();
                 let asked_delay = koppel_runtime::http::retry_after(response.headers());
-                let body_excerpt = excerpt(&response.text().await.unwrap_or_default());
+                // An error body only feeds a 200-character excerpt: a bounded read, and an
+                // unreadable one is an empty excerpt.
+                let body = read_body(response, endpoint, MAX_ERROR_BODY_BYTES)
+                    .await
+                    .unwrap_or_default();
+                let body_excerpt = excerpt(&String::from_utf8_lossy(&body));
                 (
                     HttpSourceError::Status {
                         endpoint: endpoint.to_owned(),
@@ -168,14 +183,7 @@ where
                     asked_delay,
                 )
             }
-            Err(error) => (
-                HttpSourceError::Transport {
-                    endpoint: endpoint.to_owned(),
-                    // Without the URL: reqwest's Display includes it, and ours is in `endpoint`.
-                    reason: error.without_url().to_string(),
-                },
-                None,
-            ),
+            Err(error) => (transport_error(endpoint, error), None),
         };
         match error.class() {
             ErrorClass::Permanent => return Err(error),
@@ -201,6 +209,61 @@ where
         tracing::debug!(%error, delay_ms = delay.as_millis() as u64, attempt = attempts, "Source request failed transiently; retrying.");
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The most koppel reads of a successful source response. A Loket page of 250 employees is
+/// well under a megabyte; a body past this is a fault of the source (or of something in
+/// between), and reading it whole could exhaust the extractor's memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most koppel reads of an error response, which only feeds a 200-character excerpt.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// A transport failure, without the URL: reqwest's Display includes it, and ours is in
+/// `endpoint`.
+fn transport_error(endpoint: &str, error: reqwest::Error) -> HttpSourceError {
+    HttpSourceError::Transport {
+        endpoint: endpoint.to_owned(),
+        source: Arc::new(error.without_url()),
+    }
+}
+
+/// Reads a response body, refusing one larger than `limit_bytes` (by its `Content-Length`, or
+/// once that many bytes arrived) with [`HttpSourceError::BodyTooLarge`].
+pub async fn read_body(
+    mut response: reqwest::Response,
+    endpoint: &str,
+    limit_bytes: usize,
+) -> Result<Vec<u8>, HttpSourceError> {
+    let too_large = || HttpSourceError::BodyTooLarge {
+        endpoint: endpoint.to_owned(),
+        limit_bytes,
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if usize::try_from(announced).map_or(true, |announced| announced > limit_bytes) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| transport_error(endpoint, error))?
+    {
+        if body.len().saturating_add(chunk.len()) > limit_bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a response body (at most [`MAX_BODY_BYTES`]) and parses it as JSON `T`.
+pub async fn read_json<T: DeserializeOwned>(
+    response: reqwest::Response,
+    endpoint: &str,
+) -> Result<T, HttpSourceError> {
+    let body = read_body(response, endpoint, MAX_BODY_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|error| body_error(endpoint, &error))
 }
 
 fn excerpt(body: &str) -> String {
@@ -328,13 +391,9 @@ pub async fn get_json_with_bearer<A: BearerTokens>(
         .await;
         match result {
             Ok(response) => {
-                return response.json::<Value>().await.map_err(|error| {
-                    HttpSourceError::Body {
-                        endpoint: request.endpoint.to_owned(),
-                        reason: error.without_url().to_string(),
-                    }
-                    .into()
-                });
+                return read_json::<Value>(response, request.endpoint)
+                    .await
+                    .map_err(Into::into);
             }
             Err(HttpSourceError::Status { status: 401, .. }) if !renewed => {
                 metrics::counter!("koppel_source_unauthorized_total", "source" => request.source)
@@ -369,15 +428,39 @@ pub fn parse_item<T: DeserializeOwned>(item: Value, id_member: &str) -> Result<T
 /// kept as is, "invalid type: string \"1234\", expected u64" becomes "a member has the wrong
 /// type (expected u64)".
 fn shape_error_reason(error: &serde_json::Error) -> String {
-    let message = error.to_string();
-    if message.starts_with("missing field") {
-        return format!("record does not have the documented shape: {message}");
-    }
-    match message.split_once("expected ") {
-        Some((_, expected)) => format!(
-            "record does not have the documented shape: a member has the wrong type or value (expected {expected})"
-        ),
+    match broken_rule(error) {
+        Some(rule) => format!("record does not have the documented shape: {rule}"),
         None => "record does not have the documented shape".to_owned(),
+    }
+}
+
+/// The rule a JSON document broke, in words that quote none of its values.
+fn broken_rule(error: &serde_json::Error) -> Option<String> {
+    match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Some(format!(
+            "not JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        )),
+        serde_json::error::Category::Io => None,
+        serde_json::error::Category::Data => {
+            let message = error.to_string();
+            if message.starts_with("missing field") {
+                return Some(message);
+            }
+            // The last "expected": serde's own comes after the value, which may contain the word.
+            message.rsplit_once("expected ").map(|(_, expected)| {
+                format!("a member has the wrong type or value (expected {expected})")
+            })
+        }
+    }
+}
+
+/// A body that is not the documented shape, described without its values.
+pub fn body_error(endpoint: &str, error: &serde_json::Error) -> HttpSourceError {
+    HttpSourceError::Body {
+        endpoint: endpoint.to_owned(),
+        reason: broken_rule(error).unwrap_or_else(|| "unreadable".to_owned()),
     }
 }
 
@@ -463,5 +546,112 @@ mod tests {
         let long = "x".repeat(500);
         assert_eq!(excerpt(&long).len(), 203);
         assert_eq!(excerpt(" short "), "short");
+    }
+}
+
+#[cfg(test)]
+mod body_limit_tests {
+    //! Bounded response bodies, against a raw local HTTP server: a body past the limit is a
+    //! clear error naming the limit, whether it announces its length or streams without one.
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Serves one connection: the response head, then `chunks` copies of a 64 KiB chunk.
+    async fn serve_once(head: &'static str, chunks: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 64 * 1024];
+            for _ in 0..chunks {
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        format!("http://{address}/")
+    }
+
+    #[tokio::test]
+    async fn an_announced_body_past_the_limit_is_refused_before_reading() {
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n",
+            1,
+        )
+        .await;
+        let response = koppel_runtime::http::client_builder()
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let error = read_body(response, "GET /huge", 1024 * 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                HttpSourceError::BodyTooLarge {
+                    limit_bytes: 1_048_576,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("1048576 bytes"), "{error}");
+        assert_eq!(error.class(), ErrorClass::Permanent);
+    }
+
+    #[tokio::test]
+    async fn an_unannounced_body_is_cut_off_at_the_limit() {
+        // No Content-Length: the body ends when the connection closes, after 4 MiB.
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+            64,
+        )
+        .await;
+        let response = koppel_runtime::http::client_builder()
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let error = read_body(response, "GET /huge", 1024 * 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, HttpSourceError::BodyTooLarge { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole() {
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+            2,
+        )
+        .await;
+        let response = koppel_runtime::http::client_builder()
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let body = read_body(response, "GET /small", 1024 * 1024)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), 2 * 64 * 1024);
     }
 }

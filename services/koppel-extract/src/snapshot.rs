@@ -259,9 +259,9 @@ impl Snapshot {
         }
         let mut written = Vec::with_capacity(chunks.len());
         for (index, chunk) in chunks.iter().enumerate() {
-            let bytes = serde_json::to_vec(chunk).map_err(|error| KvError::Decode {
+            let bytes = serde_json::to_vec(chunk).map_err(|source| KvError::Encode {
                 key: self.employer_key.clone(),
-                reason: error.to_string(),
+                source,
             })?;
             let digest: [u8; 32] = Sha256::digest(&bytes).into();
             let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
@@ -329,16 +329,13 @@ async fn read_chunk(
     store: &async_nats::jetstream::kv::Store,
     key: &str,
 ) -> Result<(Chunk, Option<u64>, [u8; 32]), KvError> {
-    let entry = store.entry(key).await.map_err(|error| KvError::Bucket {
-        key: key.to_owned(),
-        reason: error.to_string(),
-    })?;
+    let entry = kv::entry(store, key).await?;
     match entry {
         Some(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
             let chunk: Chunk =
-                serde_json::from_slice(&entry.value).map_err(|error| KvError::Decode {
+                serde_json::from_slice(&entry.value).map_err(|source| KvError::Decode {
                     key: key.to_owned(),
-                    reason: error.to_string(),
+                    source,
                 })?;
             let digest: [u8; 32] = Sha256::digest(&entry.value).into();
             Ok((chunk, Some(entry.revision), digest))

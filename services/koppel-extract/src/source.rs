@@ -87,11 +87,12 @@ pub enum SourceError {
         connection_id: String,
         reason: String,
     },
-    /// The credential store (KV) failed; the next run retries.
-    #[error("connection {connection_id}: credential store unavailable: {reason}")]
+    /// The credential store (KV) failed; its class decides whether the next run retries.
+    #[error("connection {connection_id}: credential store unavailable: {source}")]
     CredentialStore {
         connection_id: String,
-        reason: String,
+        #[source]
+        source: koppel_nats::KvError,
     },
     /// Configuration that cannot work: a secret that does not open, a bad URL.
     #[error("connection {connection_id} is misconfigured: {reason}")]
@@ -125,7 +126,7 @@ impl SourceError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SourceError::Http(error) => error.class(),
-            SourceError::CredentialStore { .. } => ErrorClass::Retryable,
+            SourceError::CredentialStore { source, .. } => source.class(),
             SourceError::ReauthorisationRequired { .. }
             | SourceError::CredentialsRejected { .. }
             | SourceError::Configuration { .. }

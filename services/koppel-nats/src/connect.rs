@@ -86,17 +86,43 @@ pub enum ConnectError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot reach NATS at {url} within {seconds} s: {reason}")]
+    /// No server answered in time. `source` is async-nats's last error, or `None` when the
+    /// connect attempt itself ran out of time.
+    #[error(
+        "cannot reach NATS at {url} within {seconds} s: {}",
+        .source.as_ref().map_or_else(|| "timed out".to_owned(), ToString::to_string)
+    )]
     Unreachable {
         url: String,
         seconds: u64,
-        reason: String,
+        #[source]
+        source: Option<async_nats::ConnectError>,
     },
-    /// The seed itself is never part of the message.
-    #[error("the configured NATS nkey seed is not a valid user seed (it starts with SU): {reason}")]
-    InvalidNkeySeed { reason: String },
-    #[error("NATS refused the connection to {url}: {reason}")]
-    Refused { url: String, reason: String },
+    /// Only the kind of the seed error: the seed itself is never part of the message.
+    #[error("the configured NATS nkey seed is not a valid user seed (it starts with SU): {kind}")]
+    InvalidNkeySeed { kind: nkeys::error::ErrorKind },
+    /// The server answered and refused: credentials, permissions or TLS. The message carries
+    /// async-nats's text, which names the cause ("authorization violation").
+    #[error(
+        "NATS refused the connection to {url}: {}{source}",
+        if *.untrusted_certificate { "TLS: " } else { "" }
+    )]
+    Refused {
+        url: String,
+        /// async-nats reports a certificate it does not trust as an IO error; it is a
+        /// refusal to fix in the TLS settings, not a server to wait for.
+        untrusted_certificate: bool,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("{url} is not a NATS URL: {source}")]
+    InvalidUrl {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no NATS server URL given")]
+    NoServer,
 }
 
 /// Connects with unlimited reconnects. With a non-zero `initial_connect_timeout`, a server that
@@ -146,11 +172,8 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
     if let Some(seed) = &settings.nkey_seed {
         // async-nats only fails later, as "failed signing nonce", which names neither the
         // setting nor the cause.
-        nkeys::KeyPair::from_seed(seed.expose_secret()).map_err(|error| {
-            ConnectError::InvalidNkeySeed {
-                reason: error.kind().to_string(),
-            }
-        })?;
+        nkeys::KeyPair::from_seed(seed.expose_secret())
+            .map_err(|error| ConnectError::InvalidNkeySeed { kind: error.kind() })?;
         options = options.nkey(seed.expose_secret().to_owned());
     }
     if let Some(path) = &settings.credentials_file {
@@ -175,38 +198,45 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Conn
             .retry_on_initial_connect()
             .connect(servers)
             .await
-            .map_err(|error| ConnectError::Refused {
+            .map_err(|source| ConnectError::Refused {
                 url,
-                reason: error.to_string(),
+                untrusted_certificate: false,
+                source,
             });
     }
     let seconds = settings.initial_connect_timeout.as_secs();
     match tokio::time::timeout(settings.initial_connect_timeout, options.connect(servers)).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => {
-            let reason = error.to_string();
-            // async-nats reports a certificate it does not trust as an IO error; it is a refusal
-            // to fix in the TLS settings, not a server to wait for.
-            let untrusted_certificate = reason.contains("certificate");
-            match error.kind() {
+        Ok(Err(source)) => {
+            // async-nats reports a certificate it does not trust as an IO error whose only
+            // trace is its text; it is a refusal to fix in the TLS settings, not a server to
+            // wait for.
+            let untrusted_certificate = source.kind() == async_nats::ConnectErrorKind::Io
+                && source.to_string().contains("certificate");
+            match source.kind() {
                 async_nats::ConnectErrorKind::AuthorizationViolation
                 | async_nats::ConnectErrorKind::Authentication
-                | async_nats::ConnectErrorKind::Tls => Err(ConnectError::Refused { url, reason }),
+                | async_nats::ConnectErrorKind::Tls => Err(ConnectError::Refused {
+                    url,
+                    untrusted_certificate: false,
+                    source,
+                }),
                 _ if untrusted_certificate => Err(ConnectError::Refused {
                     url,
-                    reason: format!("TLS: {reason}"),
+                    untrusted_certificate,
+                    source,
                 }),
                 _ => Err(ConnectError::Unreachable {
                     url,
                     seconds,
-                    reason,
+                    source: Some(source),
                 }),
             }
         }
         Err(_) => Err(ConnectError::Unreachable {
             url,
             seconds,
-            reason: "timed out".to_owned(),
+            source: None,
         }),
     }
 }
@@ -287,18 +317,15 @@ fn server_addresses(urls: &str) -> Result<Vec<async_nats::ServerAddr>, ConnectEr
         .filter(|url| !url.is_empty())
         .map(|url| {
             url.parse::<async_nats::ServerAddr>()
-                .map_err(|error| ConnectError::Refused {
+                .map_err(|source| ConnectError::InvalidUrl {
                     url: url.to_owned(),
-                    reason: format!("not a NATS URL: {error}"),
+                    source,
                 })
         })
         .collect::<Result<Vec<_>, _>>()
         .and_then(|servers| {
             if servers.is_empty() {
-                Err(ConnectError::Refused {
-                    url: urls.to_owned(),
-                    reason: "no server URL given".to_owned(),
-                })
+                Err(ConnectError::NoServer)
             } else {
                 Ok(servers)
             }

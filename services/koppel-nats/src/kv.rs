@@ -1,13 +1,15 @@
 //! Typed compare-and-set over KV buckets. Values are JSON; every write names the revision it
 //! expects, so two writers never silently overwrite each other.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind, EntryErrorKind, UpdateErrorKind};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::ErrorClass;
 
 /// A value together with the revision it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub struct Versioned<T> {
     pub revision: u64,
 }
 
+/// A KV failure. The async-nats error stays the source, and its kind decides the class (see
+/// [`KvError::class`]): a timed-out read and an invalid key are different failures.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
     /// Someone else wrote the key since it was read (or created it first). Re-read and decide.
@@ -24,10 +28,84 @@ pub enum KvError {
         key: String,
         expected_revision: Option<u64>,
     },
-    #[error("key {key} holds a value that does not decode: {reason}")]
-    Decode { key: String, reason: String },
-    #[error("KV operation on key {key} failed: {reason}")]
-    Bucket { key: String, reason: String },
+    /// The stored value is not what this build reads.
+    #[error("key {key} holds a value that does not decode")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The value to store cannot be encoded.
+    #[error("the value for key {key} cannot be encoded")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("reading key {key} failed: {}", source.kind())]
+    Read {
+        key: String,
+        #[source]
+        source: kv::EntryError,
+    },
+    #[error("writing key {key} failed: {}", source.kind())]
+    Update {
+        key: String,
+        #[source]
+        source: kv::UpdateError,
+    },
+    #[error("creating key {key} failed: {}", source.kind())]
+    Create {
+        key: String,
+        #[source]
+        source: kv::CreateError,
+    },
+}
+
+impl KvError {
+    /// Retryable or permanent, by kind. An invalid key, a value that does not decode and one
+    /// that cannot be encoded fail the same way every time; a conflict is decided again on the
+    /// next read; timeouts and other request failures (no responders during a leader election,
+    /// a dropped connection) pass.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            KvError::Conflict { .. } => ErrorClass::Retryable,
+            KvError::Decode { .. } | KvError::Encode { .. } => ErrorClass::Permanent,
+            KvError::Read { source, .. } => match source.kind() {
+                EntryErrorKind::InvalidKey => ErrorClass::Permanent,
+                EntryErrorKind::TimedOut | EntryErrorKind::Other => ErrorClass::Retryable,
+            },
+            KvError::Update { source, .. } => match source.kind() {
+                UpdateErrorKind::InvalidKey => ErrorClass::Permanent,
+                UpdateErrorKind::WrongLastRevision
+                | UpdateErrorKind::TimedOut
+                | UpdateErrorKind::Other => ErrorClass::Retryable,
+            },
+            KvError::Create { source, .. } => match source.kind() {
+                CreateErrorKind::InvalidKey => ErrorClass::Permanent,
+                CreateErrorKind::AlreadyExists
+                | CreateErrorKind::Publish
+                | CreateErrorKind::Ack
+                | CreateErrorKind::Other => ErrorClass::Retryable,
+            },
+        }
+    }
+}
+
+/// Reads a key's last entry, whatever its operation.
+pub async fn entry(store: &kv::Store, key: &str) -> Result<Option<kv::Entry>, KvError> {
+    store.entry(key).await.map_err(|source| KvError::Read {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Deletes a key (a tombstone; reads see it as absent).
+pub async fn delete(store: &kv::Store, key: &str) -> Result<(), KvError> {
+    store.delete(key).await.map_err(|source| KvError::Update {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// Reads a key. Deleted and purged keys read as absent.
@@ -35,17 +113,15 @@ pub async fn get_json<T: DeserializeOwned>(
     store: &kv::Store,
     key: &str,
 ) -> Result<Option<Versioned<T>>, KvError> {
-    let entry = store.entry(key).await.map_err(|error| KvError::Bucket {
-        key: key.to_owned(),
-        reason: error.to_string(),
-    })?;
-    let Some(entry) = entry else { return Ok(None) };
+    let Some(entry) = entry(store, key).await? else {
+        return Ok(None);
+    };
     if entry.operation != kv::Operation::Put {
         return Ok(None);
     }
-    let value = serde_json::from_slice(&entry.value).map_err(|error| KvError::Decode {
+    let value = serde_json::from_slice(&entry.value).map_err(|source| KvError::Decode {
         key: key.to_owned(),
-        reason: error.to_string(),
+        source,
     })?;
     Ok(Some(Versioned {
         value,
@@ -55,11 +131,8 @@ pub async fn get_json<T: DeserializeOwned>(
 
 /// The revision a deleted key can be re-created at, or `None` when the key never existed.
 async fn tombstone_revision(store: &kv::Store, key: &str) -> Result<Option<u64>, KvError> {
-    let entry = store.entry(key).await.map_err(|error| KvError::Bucket {
-        key: key.to_owned(),
-        reason: error.to_string(),
-    })?;
-    Ok(entry
+    Ok(entry(store, key)
+        .await?
         .filter(|entry| entry.operation != kv::Operation::Put)
         .map(|entry| entry.revision))
 }
@@ -72,9 +145,9 @@ pub async fn put_json_if<T: Serialize>(
     value: &T,
     expected_revision: Option<u64>,
 ) -> Result<u64, KvError> {
-    let bytes = Bytes::from(serde_json::to_vec(value).map_err(|error| KvError::Decode {
+    let bytes = Bytes::from(serde_json::to_vec(value).map_err(|source| KvError::Encode {
         key: key.to_owned(),
-        reason: error.to_string(),
+        source,
     })?);
     put_bytes_if(store, key, bytes, expected_revision).await
 }
@@ -95,11 +168,13 @@ pub async fn put_bytes_if(
             store
                 .update(key, bytes, revision)
                 .await
-                .map_err(|error| match error.kind() {
+                .map_err(|source| match source.kind() {
                     UpdateErrorKind::WrongLastRevision => conflict(),
-                    _ => KvError::Bucket {
+                    UpdateErrorKind::InvalidKey
+                    | UpdateErrorKind::TimedOut
+                    | UpdateErrorKind::Other => KvError::Update {
                         key: key.to_owned(),
-                        reason: error.to_string(),
+                        source,
                     },
                 })
         }
@@ -116,9 +191,9 @@ pub async fn put_bytes_if(
                     None => Err(conflict()),
                 }
             }
-            Err(error) => Err(KvError::Bucket {
+            Err(source) => Err(KvError::Create {
                 key: key.to_owned(),
-                reason: error.to_string(),
+                source,
             }),
         },
     }

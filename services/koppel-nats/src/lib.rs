@@ -7,6 +7,7 @@
 //!   registration of the writer schemas.
 //! - `publish`: pipelined publishing with bounded in-flight acks and `Nats-Msg-Id` dedupe.
 //! - `consume`: the closed set of ways to settle a pulled message, and durable consumers.
+//! - `error_class`: retryable or permanent, the one classification of failures.
 //! - `kv`: typed compare-and-set helpers over KV buckets.
 //! - `read`: reading a range of a stream in order, for tail, export and replay tools.
 //! - `schemas`: reading writer schemas back from the schemas bucket for decoding.
@@ -15,6 +16,7 @@
 
 pub mod connect;
 pub mod consume;
+pub mod error_class;
 pub mod kv;
 pub mod publish;
 pub mod read;
@@ -23,6 +25,7 @@ pub mod topology;
 
 pub use connect::{ConnectError, NatsSettings, connect, url_without_credentials};
 pub use consume::{AckOutcome, ConsumerSpec, SettleError, ensure_pull_consumer, settle};
+pub use error_class::ErrorClass;
 pub use kv::{KvError, Versioned};
 pub use publish::{PreparedEvent, PublishError, PublishReport, Publisher, PublisherSettings};
 pub use topology::{Topology, TopologyError, TopologySettings};

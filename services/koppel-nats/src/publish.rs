@@ -8,6 +8,7 @@
 //! re-sending already stored events is harmless because JetStream drops them by message id.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -19,6 +20,8 @@ use koppel_events::subject::header;
 use koppel_events::{EncodeError, Event, EventType, Fingerprint, Names};
 use serde::Deserialize;
 use uuid::Uuid;
+
+use crate::ErrorClass;
 
 /// One encoded event, ready to publish.
 #[derive(Debug, Clone)]
@@ -105,29 +108,37 @@ pub struct PublishReport {
     pub last_sequence: u64,
 }
 
+/// A publish that failed, with async-nats's error (shared, so the error stays `Clone`) as its
+/// source; its kind decided the variant (see `classify`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     /// Worth retrying later: the stream did not confirm in time, or NATS was unreachable.
-    #[error("event {index} ({event_id}) was not acknowledged: {reason}")]
+    #[error("event {index} ({event_id}) was not acknowledged: {}", source.kind())]
     Unacknowledged {
         index: usize,
         event_id: Uuid,
-        reason: String,
+        #[source]
+        source: Arc<jetstream::context::PublishError>,
     },
-    /// Will not succeed by retrying: no stream captures the subject, or the message is too big.
-    #[error("event {index} ({event_id}) was refused: {reason}")]
+    /// Will not succeed by retrying: the message is too big, or an expectation header failed.
+    #[error("event {index} ({event_id}) was refused: {}", source.kind())]
     Refused {
         index: usize,
         event_id: Uuid,
-        reason: String,
+        #[source]
+        source: Arc<jetstream::context::PublishError>,
     },
 }
 
 impl PublishError {
     pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    pub fn class(&self) -> ErrorClass {
         match self {
-            PublishError::Unacknowledged { .. } => true,
-            PublishError::Refused { .. } => false,
+            PublishError::Unacknowledged { .. } => ErrorClass::Retryable,
+            PublishError::Refused { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -213,7 +224,7 @@ impl Publisher {
                 .send_publish(event.subject.clone(), message)
                 .await
                 .map_err(|error| PublishFailure {
-                    error: classify(index, event.event_id, error.kind(), error.to_string()),
+                    error: classify(index, event.event_id, error),
                     report,
                 })?;
             in_flight.push_back((index, future));
@@ -255,22 +266,23 @@ async fn await_ack(
             Ok(())
         }
         Err(error) => Err(PublishFailure {
-            error: classify(index, event_id, error.kind(), error.to_string()),
+            error: classify(index, event_id, error),
             report: *report,
         }),
     }
 }
 
-fn classify(index: usize, event_id: Uuid, kind: PublishErrorKind, reason: String) -> PublishError {
-    match kind {
+fn classify(index: usize, event_id: Uuid, error: jetstream::context::PublishError) -> PublishError {
+    let source = Arc::new(error);
+    match source.kind() {
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe
         | PublishErrorKind::MaxAckPending
         // No responders: during a leader election or a restart nobody answers for a moment.
         | PublishErrorKind::StreamNotFound
-        | PublishErrorKind::Other => PublishError::Unacknowledged { index, event_id, reason },
+        | PublishErrorKind::Other => PublishError::Unacknowledged { index, event_id, source },
         PublishErrorKind::MaxPayloadExceeded
         | PublishErrorKind::WrongLastMessageId
-        | PublishErrorKind::WrongLastSequence => PublishError::Refused { index, event_id, reason },
+        | PublishErrorKind::WrongLastSequence => PublishError::Refused { index, event_id, source },
     }
 }

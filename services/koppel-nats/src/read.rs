@@ -38,10 +38,36 @@ impl StoredMessage {
     }
 }
 
+/// A failed read, keeping async-nats's error as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read stream: {0}")]
-    Stream(String),
+    #[error("the start time {0} is outside what NATS can represent")]
+    StartOutOfRange(DateTime<Utc>),
+    #[error("cannot create the reading consumer: {}", source.kind())]
+    CreateConsumer {
+        #[source]
+        source: async_nats::jetstream::stream::ConsumerError,
+    },
+    #[error("cannot read the consumer's position: {}", source.kind())]
+    ConsumerInfo {
+        #[source]
+        source: async_nats::jetstream::context::ConsumerInfoError,
+    },
+    #[error("cannot start reading messages: {}", source.kind())]
+    Messages {
+        #[source]
+        source: async_nats::jetstream::consumer::StreamError,
+    },
+    #[error("reading the next message failed: {}", source.kind())]
+    NextMessage {
+        #[source]
+        source: async_nats::jetstream::consumer::pull::OrderedError,
+    },
+    #[error("a message lacks its JetStream metadata")]
+    MessageInfo {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What to read.
@@ -57,9 +83,9 @@ pub struct ReadSpec {
 fn to_nats_time(instant: DateTime<Utc>) -> Result<time::OffsetDateTime, ReadError> {
     let nanos = instant
         .timestamp_nanos_opt()
-        .ok_or_else(|| ReadError::Stream("start time out of range".to_owned()))?;
+        .ok_or(ReadError::StartOutOfRange(instant))?;
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-        .map_err(|error| ReadError::Stream(error.to_string()))
+        .map_err(|_| ReadError::StartOutOfRange(instant))
 }
 
 fn from_nats_time(instant: time::OffsetDateTime) -> DateTime<Utc> {
@@ -98,11 +124,11 @@ where
             ..Default::default()
         })
         .await
-        .map_err(|error| ReadError::Stream(error.to_string()))?;
+        .map_err(|source| ReadError::CreateConsumer { source })?;
     let pending_at_start = consumer
         .info()
         .await
-        .map_err(|error| ReadError::Stream(error.to_string()))?
+        .map_err(|source| ReadError::ConsumerInfo { source })?
         .num_pending;
     if !follow && pending_at_start == 0 {
         return Ok(0);
@@ -110,13 +136,13 @@ where
     let mut messages = consumer
         .messages()
         .await
-        .map_err(|error| ReadError::Stream(error.to_string()))?;
+        .map_err(|source| ReadError::Messages { source })?;
     let mut visited = 0u64;
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| ReadError::Stream(error.to_string()))?;
+        let message = message.map_err(|source| ReadError::NextMessage { source })?;
         let info = message
             .info()
-            .map_err(|error| ReadError::Stream(error.to_string()))?;
+            .map_err(|source| ReadError::MessageInfo { source })?;
         let stored = StoredMessage {
             stream_sequence: info.stream_sequence,
             subject: message.subject.to_string(),

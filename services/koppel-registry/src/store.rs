@@ -137,13 +137,7 @@ impl Registry {
                 id: id.to_owned(),
             });
         }
-        self.store
-            .delete(&key)
-            .await
-            .map_err(|error| KvError::Bucket {
-                key,
-                reason: error.to_string(),
-            })?;
+        koppel_nats::kv::delete(&self.store, &key).await?;
         Ok(())
     }
 

@@ -181,7 +181,16 @@ fn a_held_back_run_still_publishes_what_is_not_destructive() {
 #[test]
 fn the_marker_closes_runs_that_did_something_and_reconciliations() {
     // (case, requested kind, kind, source has a change feed, events, record errors, marker)
-    let table: &[(&str, Option<SyncKind>, SyncKind, bool, usize, usize, bool)] = &[
+    type Row = (
+        &'static str,
+        Option<SyncKind>,
+        SyncKind,
+        bool,
+        usize,
+        usize,
+        bool,
+    );
+    let table: &[Row] = &[
         ("idle delta", None, SyncKind::Delta, true, 0, 0, false),
         (
             "delta with an event",

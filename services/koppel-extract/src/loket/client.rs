@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::token::TokenManager;
 use super::wire::{Envelope, LoketEmployer, Single};
 use crate::http_source::{
-    BearerGet, HttpSourceError, Page, RetryPolicy, collect_pages, get_json_with_bearer,
+    BearerGet, Page, RetryPolicy, body_error, collect_pages, get_json_with_bearer, parse_item,
 };
 pub use crate::source::DiscoveredEmployer;
 use crate::source::SourceError;
@@ -76,10 +76,7 @@ impl LoketClient {
     pub async fn get_content(&self, path: &str) -> Result<Value, SourceError> {
         let body = self.get_json(path, &[]).await?;
         let single: Single = serde_json::from_value(body).map_err(|error| {
-            SourceError::Http(HttpSourceError::Body {
-                endpoint: format!("GET {}", path_family(path)),
-                reason: error.to_string(),
-            })
+            SourceError::Http(body_error(&format!("GET {}", path_family(path)), &error))
         })?;
         Ok(single.content)
     }
@@ -98,12 +95,8 @@ impl LoketClient {
             let endpoint = endpoint.clone();
             async move {
                 let body = self.get_json(path, &query).await?;
-                let envelope: Envelope = serde_json::from_value(body).map_err(|error| {
-                    SourceError::Http(HttpSourceError::Body {
-                        endpoint,
-                        reason: error.to_string(),
-                    })
-                })?;
+                let envelope: Envelope = serde_json::from_value(body)
+                    .map_err(|error| SourceError::Http(body_error(&endpoint, &error)))?;
                 Ok(Page::from(envelope))
             }
         })
@@ -121,10 +114,11 @@ impl LoketClient {
         let mut parsed = Vec::with_capacity(items.len());
         let mut failed = Vec::new();
         for item in items {
-            let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-            match serde_json::from_value::<T>(item) {
+            // serde's own message quotes the offending value (a BSN, say); parse_item's
+            // reason names only the rule.
+            match parse_item::<T>(item, "id") {
                 Ok(value) => parsed.push(value),
-                Err(error) => failed.push((id, error.to_string())),
+                Err(rejected) => failed.push((rejected.id, rejected.reason)),
             }
         }
         Ok((parsed, failed))

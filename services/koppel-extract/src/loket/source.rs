@@ -442,11 +442,7 @@ impl LoketSource {
         let mut failed_ids = Vec::new();
         for (id, reason) in failed {
             let id = id.unwrap_or_default();
-            errors.push(record_error(
-                entity_type,
-                &id,
-                format!("record does not have the documented shape: {reason}"),
-            ));
+            errors.push(record_error(entity_type, &id, reason));
             if !id.is_empty() {
                 failed_ids.push(id);
             }

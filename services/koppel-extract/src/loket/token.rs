@@ -34,7 +34,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::access_token::{AccessTokenCache, IssuedToken};
-use crate::http_source::{BearerTokens, ErrorClass, HttpSourceError, RetryPolicy, send_with_retry};
+use crate::http_source::{
+    BearerTokens, ErrorClass, HttpSourceError, RetryPolicy, read_json, send_with_retry,
+};
 use crate::source::SourceError;
 
 /// The sealing context of a connection's refresh token: a sealed token copied to another
@@ -111,7 +113,7 @@ impl From<TokenError> for SourceError {
                 source,
             } => SourceError::CredentialStore {
                 connection_id,
-                reason: source.to_string(),
+                source,
             },
             TokenError::Seal { connection_id } => SourceError::Configuration {
                 connection_id,
@@ -219,13 +221,10 @@ impl OAuthClient {
                 }));
             }
         };
-        let raw: RawTokenResponse = response.json().await.map_err(|error| {
+        let raw: RawTokenResponse = read_json(response, "POST /token").await.map_err(|source| {
             GrantFailure::Other(TokenError::Http {
                 connection_id: self.connection_id.clone(),
-                source: HttpSourceError::Body {
-                    endpoint: "POST /token".to_owned(),
-                    reason: error.without_url().to_string(),
-                },
+                source,
             })
         })?;
         let access_token = raw.access_token.ok_or_else(|| {

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::token::Unit4Tokens;
 use super::wire::{EMPLOYER_ID_MEMBER, Envelope, Werkgever};
 use crate::http_source::{
-    BearerGet, HttpSourceError, Page, RejectedItem, RetryPolicy, collect_pages,
-    get_json_with_bearer, parse_item,
+    BearerGet, Page, RejectedItem, RetryPolicy, body_error, collect_pages, get_json_with_bearer,
+    parse_item,
 };
 use crate::mapping::scalar_text;
 use crate::source::{DiscoveredEmployer, SourceError};
@@ -138,12 +138,8 @@ impl Unit4Client {
             let endpoint = endpoint.clone();
             async move {
                 let body = self.get_json(path, &endpoint, &query).await?;
-                let envelope: Envelope = serde_json::from_value(body).map_err(|error| {
-                    SourceError::Http(HttpSourceError::Body {
-                        endpoint,
-                        reason: error.to_string(),
-                    })
-                })?;
+                let envelope: Envelope = serde_json::from_value(body)
+                    .map_err(|error| SourceError::Http(body_error(&endpoint, &error)))?;
                 let page = Page::from(envelope);
                 Ok(Page {
                     items: page
@@ -165,12 +161,8 @@ impl Unit4Client {
         let path = self.employer_path(&template, employer_id)?;
         let endpoint = format!("GET {template}");
         let body = self.get_json(&path, &endpoint, &[]).await?;
-        serde_json::from_value(body).map_err(|error| {
-            SourceError::Http(HttpSourceError::Body {
-                endpoint,
-                reason: error.to_string(),
-            })
-        })
+        serde_json::from_value(body)
+            .map_err(|error| SourceError::Http(body_error(&endpoint, &error)))
     }
 
     /// The employers of the connection's user group (`GET {employers}`), for onboarding.

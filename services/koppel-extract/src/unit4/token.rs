@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::access_token::{AccessTokenCache, IssuedToken};
-use crate::http_source::{BearerTokens, HttpSourceError, RetryPolicy, send_with_retry};
+use crate::http_source::{BearerTokens, HttpSourceError, RetryPolicy, read_json, send_with_retry};
 use crate::source::SourceError;
 
 /// What a connection needs to ask IDS for a token.
@@ -79,12 +79,7 @@ impl ClientCredentials {
             Err(error) => return Err(error.into()),
         };
         metrics::counter!("koppel_unit4_token_requests_total").increment(1);
-        let answer: TokenAnswer = response.json().await.map_err(|error| {
-            SourceError::Http(HttpSourceError::Body {
-                endpoint: "POST token".to_owned(),
-                reason: error.without_url().to_string(),
-            })
-        })?;
+        let answer: TokenAnswer = read_json(response, "POST token").await?;
         let access_token = answer
             .access_token
             .filter(|token| !token.is_empty())
