@@ -43,8 +43,21 @@ impl IssuedToken {
         } else {
             self.expires_in / 2
         };
-        self.requested_at + usable
+        instant_after(self.requested_at, usable)
     }
+}
+
+/// The furthest koppel schedules anything: further is "never" in practice, and keeping below it
+/// keeps `Instant` arithmetic from overflowing.
+pub(crate) const FURTHEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `start + after`, with `after` capped at [`FURTHEST`]: durations come from config, the
+/// registry and token responses (`expires_in`), and an absurd one must not panic.
+pub(crate) fn instant_after(start: Instant, after: Duration) -> Instant {
+    let after = after.min(FURTHEST);
+    start
+        .checked_add(after)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 60 * 60))
 }
 
 struct Cached {
@@ -141,6 +154,15 @@ mod tests {
             expires_in: Duration::from_secs(seconds),
             requested_at: Instant::now(),
         }
+    }
+
+    #[test]
+    fn an_absurd_lifetime_does_not_overflow() {
+        // u64::MAX seconds: `requested_at + usable` panicked with "overflow when adding
+        // duration to instant" before.
+        let token = issued("t", u64::MAX);
+        assert!(token.renew_at(EXPIRY_MARGIN) > token.requested_at);
+        assert!(instant_after(token.requested_at, Duration::MAX) > token.requested_at);
     }
 
     #[tokio::test(start_paused = true)]

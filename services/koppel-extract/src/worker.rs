@@ -23,6 +23,8 @@ use koppel_runtime::http::HttpClientSettings;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use crate::access_token::instant_after;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{
@@ -392,6 +394,8 @@ impl Extractor {
         let mut in_flight: HashSet<String> = HashSet::new();
         let mut running: JoinSet<(String, Duration, Result<SyncOutcome, ExtractError>)> =
             JoinSet::new();
+        // Which employer each task syncs, so a task that panicked is rescheduled, not lost.
+        let mut employer_of_task: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(
             self.extraction.tick_milliseconds.max(10),
         ));
@@ -400,15 +404,24 @@ impl Extractor {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(joined) = running.join_next(), if !running.is_empty() => {
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
                     match joined {
-                        Ok((employer_key, poll_interval, result)) => {
+                        Ok((task, (employer_key, poll_interval, result))) => {
+                            employer_of_task.remove(&task);
                             in_flight.remove(&employer_key);
-                            next_due.insert(employer_key.clone(), Instant::now() + poll_interval);
+                            next_due.insert(employer_key.clone(), instant_after(Instant::now(), poll_interval));
                             report(&employer_key, result);
                         }
                         Err(join_error) => {
-                            tracing::error!(%join_error, "A sync task failed to complete.");
+                            // A panic in one employer's sync: the employer is tried again on
+                            // the next tick rather than forgotten (it stays "in flight" else).
+                            if let Some(employer_key) = employer_of_task.remove(&join_error.id()) {
+                                in_flight.remove(&employer_key);
+                                metrics::counter!("koppel_extract_task_panics_total").increment(1);
+                                tracing::error!(employer = %employer_key, %join_error, "A sync task failed to complete; the employer is rescheduled.");
+                            } else {
+                                tracing::error!(%join_error, "A sync task failed to complete.");
+                            }
                         }
                     }
                 }
@@ -431,11 +444,13 @@ impl Extractor {
                         let worker = Arc::clone(&self);
                         let connection = connection.clone();
                         let employer = employer.clone();
-                        running.spawn(async move {
+                        let employer_key = employer.employer_key.clone();
+                        let task = running.spawn(async move {
                             let poll_interval = Duration::from_secs(connection.poll_interval_seconds.max(1));
                             let result = worker.sync_with_lease(&connection, &employer).await;
                             (employer.employer_key, poll_interval, result)
                         });
+                        employer_of_task.insert(task.id(), employer_key);
                     }
                 }
             }

@@ -209,7 +209,9 @@ impl Publisher {
         mut report: PublishReport,
     ) -> Result<PublishReport, PublishFailure> {
         let mut in_flight: VecDeque<(usize, PublishAckFuture)> =
-            VecDeque::with_capacity(self.settings.max_in_flight);
+            // Capped by the batch: `max_in_flight` comes from config, and a huge one must not
+            // become a huge (or impossible) allocation.
+            VecDeque::with_capacity(self.settings.max_in_flight.clamp(1, events.len().max(1)));
         for (index, event) in events.iter().enumerate().skip(offset) {
             if in_flight.len() >= self.settings.max_in_flight.max(1)
                 && let Some((acked_index, future)) = in_flight.pop_front()

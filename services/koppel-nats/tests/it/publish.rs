@@ -33,6 +33,22 @@ async fn publishing_n_events_stores_n() {
 }
 
 #[tokio::test]
+async fn a_huge_max_in_flight_from_config_publishes_instead_of_panicking() {
+    // `VecDeque::with_capacity(usize::MAX)` panicked with "capacity overflow" before.
+    let topology = topology().await;
+    let events = prepared(&topology.names, 10);
+    let publisher = Publisher::new(
+        topology.jetstream.clone(),
+        PublisherSettings {
+            max_in_flight: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let report = publisher.publish_all(&events).await.unwrap();
+    assert_eq!(report.stored + report.duplicates, 10);
+}
+
+#[tokio::test]
 async fn republishing_stores_nothing_new_and_acks_say_duplicate() {
     let topology = topology().await;
     let events = prepared(&topology.names, 200);
