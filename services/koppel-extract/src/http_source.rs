@@ -580,6 +580,16 @@ mod body_limit_tests {
         format!("http://{address}/")
     }
 
+    async fn get(url: &str) -> reqwest::Response {
+        koppel_runtime::http::client_builder()
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn an_announced_body_past_the_limit_is_refused_before_reading() {
         let url = serve_once(
@@ -587,13 +597,7 @@ mod body_limit_tests {
             1,
         )
         .await;
-        let response = koppel_runtime::http::client_builder()
-            .build()
-            .unwrap()
-            .get(&url)
-            .send()
-            .await
-            .unwrap();
+        let response = get(&url).await;
         let error = read_body(response, "GET /huge", 1024 * 1024)
             .await
             .unwrap_err();
@@ -619,13 +623,7 @@ mod body_limit_tests {
             64,
         )
         .await;
-        let response = koppel_runtime::http::client_builder()
-            .build()
-            .unwrap()
-            .get(&url)
-            .send()
-            .await
-            .unwrap();
+        let response = get(&url).await;
         let error = read_body(response, "GET /huge", 1024 * 1024)
             .await
             .unwrap_err();
@@ -642,13 +640,7 @@ mod body_limit_tests {
             2,
         )
         .await;
-        let response = koppel_runtime::http::client_builder()
-            .build()
-            .unwrap()
-            .get(&url)
-            .send()
-            .await
-            .unwrap();
+        let response = get(&url).await;
         let body = read_body(response, "GET /small", 1024 * 1024)
             .await
             .unwrap();
