@@ -22,7 +22,10 @@ pub mod schemas;
 pub mod topology;
 
 pub use connect::{ConnectError, NatsSettings, connect, url_without_credentials};
-pub use consume::{AckOutcome, ConsumerSpec, SettleError, ensure_pull_consumer, settle};
+pub use consume::{
+    AckOutcome, ConsumerSpec, EnsureConsumerError, ErrorClass, SettleError, consumer_error_class,
+    ensure_pull_consumer, settle,
+};
 pub use kv::{KvError, Versioned};
 pub use publish::{PreparedEvent, PublishError, PublishReport, Publisher, PublisherSettings};
 pub use topology::{Topology, TopologyError, TopologySettings};
