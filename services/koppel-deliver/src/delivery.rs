@@ -17,6 +17,7 @@ use koppel_nats::schemas::SchemaCache;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::SpentBudget;
 use crate::config::RetrySettings;
 use crate::outcome::{DeadLetterClass, PermanentClass, Settlement};
 use crate::recipient::{DeliveryRequest, RecipientClient};
@@ -90,6 +91,9 @@ pub struct StoredEvent<'a> {
     /// The event id of its lane's first dead letter, when the lane is parked: then it is not
     /// attempted but follows that one into the dead-letter stream.
     pub parked_behind: Option<&'a str>,
+    /// What earlier deliveries spent of its retry budget ([`crate::budget::spent_budget`]);
+    /// the default (nothing) for re-drives and replays, which an operator starts on purpose.
+    pub spent: SpentBudget,
 }
 
 /// Delivers one stored event: tenant check on the subject, parking, decoding, tenant check on
@@ -144,6 +148,7 @@ where
     };
     retry_until_settled(
         target.retry,
+        stored.spent,
         target.progress_interval,
         target.shutdown,
         |_| async {

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::{RedeliveryMarks, spent_budget};
 use crate::config::ConsumerSettings;
 use crate::dead_letter::{LaneReleaseNotice, lane_head, release_notice_subject};
 use crate::delivery::{DeliveryTarget, StoredEvent, deliver_one};
@@ -84,6 +85,8 @@ pub(crate) struct ItemContext {
     pub(crate) subscribed: Arc<BTreeSet<String>>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) stop: CancellationToken,
+    /// The consumer's redelivery marks, for the retry budget of redelivered messages.
+    pub(crate) marks: Option<RedeliveryMarks>,
 }
 
 pub(crate) struct Dispatcher {
@@ -117,6 +120,7 @@ impl Dispatcher {
                 subscribed: Arc::new(view.employers.clone()),
                 permits,
                 stop: CancellationToken::new(),
+                marks: RedeliveryMarks::from_metadata(&spec.metadata),
             },
             view,
             spec,
@@ -406,8 +410,22 @@ async fn process_message(
     parked_head: Option<String>,
 ) -> ItemResult {
     let shared = &context.shared;
-    let stream_sequence = match message.info() {
-        Ok(info) => info.stream_sequence,
+    let (stream_sequence, spent) = match message.info() {
+        Ok(info) => {
+            let published_nanos = info.published.unix_timestamp_nanos();
+            let now_nanos = chrono::Utc::now()
+                .timestamp_nanos_opt()
+                .map_or(published_nanos, i128::from);
+            let age = u64::try_from(now_nanos.saturating_sub(published_nanos))
+                .map_or(Duration::ZERO, Duration::from_nanos);
+            let spent = spent_budget(
+                info.delivered,
+                info.stream_sequence,
+                age,
+                context.marks.as_ref(),
+            );
+            (info.stream_sequence, spent)
+        }
         Err(_) => return ItemResult::Done,
     };
     let target = DeliveryTarget {
@@ -424,6 +442,7 @@ async fn process_message(
         payload: &message.message.payload,
         stream_sequence,
         parked_behind: parked_head.as_deref(),
+        spent,
     };
     let settlement = deliver_one(&target, &stored, || async {
         let _ = settle(&message, AckOutcome::InProgress).await;

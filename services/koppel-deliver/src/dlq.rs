@@ -27,6 +27,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::budget::SpentBudget;
 use crate::config::RetrySettings;
 use crate::dead_letter::{
     DLQ_PARKED_BEHIND, DeadLetterError, LaneReleaseNotice, RawDeadLetter, read_dead_letters,
@@ -342,6 +343,7 @@ pub async fn retry(
                 payload: &letter.payload,
                 stream_sequence,
                 parked_behind: None,
+                spent: SpentBudget::default(),
             };
             match deliver_one(&target, &stored, || async {}).await {
                 Settlement::Delivered { .. } => report.delivered += 1,

@@ -8,6 +8,8 @@
 //!   finally settled.
 //! - `retry`: the retry loop around one message: exponential backoff with jitter, Retry-After,
 //!   the retry budget, in-progress acks while waiting, and shutdown.
+//! - `budget`: how much of a message's retry budget earlier deliveries spent, from JetStream's
+//!   delivery count, the message's age and the consumer's restart marks.
 //! - `recipient`: the recipient clients (pension insurer salary link, Standard Webhooks) behind
 //!   one closed enum.
 //! - `lane`: lane keys (employer, employee) read from a message's subject and headers.
@@ -27,6 +29,7 @@
 //! The guarantees this crate keeps (architecture §6 and §7) and why it keeps them the way it
 //! does are written down in `docs/delivery.md`.
 
+pub mod budget;
 pub mod config;
 pub mod dead_letter;
 pub mod delivery;

@@ -22,6 +22,7 @@ use koppel_registry::{Registry, RegistryError};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::SpentBudget;
 use crate::delivery::{DeliveryTarget, StoredEvent, deliver_one};
 use crate::dlq::RedriveSettings;
 use crate::lane::{UNKNOWN_EMPLOYER, employer_of_event_subject};
@@ -322,6 +323,7 @@ impl Replay {
                     payload: &message.payload,
                     stream_sequence,
                     parked_behind: None,
+                    spent: SpentBudget::default(),
                 };
                 match deliver_one(&target, &stored, || async {}).await {
                     Settlement::Released => break,

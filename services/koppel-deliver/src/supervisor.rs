@@ -18,6 +18,7 @@ use koppel_registry::{Recipient, RegistrySnapshot, SecretKey};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::RedeliveryMarks;
 use crate::config::{ConsumerSettings, RetrySettings};
 use crate::dead_letter::{DeadLetterError, parked_lanes};
 use crate::dispatcher::{DispatchEnd, Dispatcher};
@@ -233,6 +234,11 @@ async fn prepare_consumer(
         deliver_policy: existing
             .as_ref()
             .map_or(DeliverPolicy::All, |info| info.config.deliver_policy),
+        // The redelivery marks of an earlier restart stay until the next one replaces them.
+        metadata: existing
+            .as_ref()
+            .map(|info| info.config.metadata.clone())
+            .unwrap_or_default(),
         ..ConsumerSpec::new(durable.clone(), filters)
     };
     if first_start
@@ -249,6 +255,17 @@ async fn prepare_consumer(
                 source,
             })?;
         spec.deliver_policy = DeliverPolicy::ByStartSequence { start_sequence };
+        // Recreating resets JetStream's delivery counts; the marks keep what the retry budget
+        // needs of them (crate::budget).
+        let marks = RedeliveryMarks::after_restart(
+            RedeliveryMarks::from_metadata(&info.config.metadata).as_ref(),
+            info.ack_floor.stream_sequence,
+            info.delivered.stream_sequence,
+        );
+        marks.write_metadata(&mut spec.metadata);
+        if marks.restarts > 1 {
+            tracing::warn!(recipient = %name, stuck_sequence = marks.stuck_sequence, restarts = marks.restarts, "The same message holds the ack floor back after another restart; it counts against its retry budget.");
+        }
     }
     let consumer = ensure_pull_consumer(&stream, &spec).await?;
     Ok((consumer, spec))

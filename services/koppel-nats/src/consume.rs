@@ -4,6 +4,7 @@
 //! without delay makes JetStream redeliver at once, which burns through retries in milliseconds
 //! and hammers a struggling recipient. Every retry names its delay.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
@@ -70,6 +71,9 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     pub deliver_policy: DeliverPolicy,
     pub description: Option<String>,
+    /// Stored with the consumer (servers from 2.10): what a worker must remember about the
+    /// consumer across its own restarts.
+    pub metadata: HashMap<String, String>,
 }
 
 impl ConsumerSpec {
@@ -81,6 +85,7 @@ impl ConsumerSpec {
             max_ack_pending: 1000,
             deliver_policy: DeliverPolicy::All,
             description: None,
+            metadata: HashMap::new(),
         }
     }
 
@@ -102,6 +107,7 @@ impl ConsumerSpec {
             max_ack_pending: self.max_ack_pending,
             filter_subject,
             filter_subjects,
+            metadata: self.metadata.clone(),
             ..Default::default()
         }
     }
