@@ -22,7 +22,7 @@ use koppel_events::subject::header;
 use koppel_events::{DecodeError, Event, Names};
 use koppel_nats::schemas::SchemaCache;
 use koppel_nats::{Topology, TopologyError};
-use koppel_registry::{Registry, RegistryError, SecretKey};
+use koppel_registry::{Registry, RegistryError, RegistrySnapshot, SecretKey};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -47,9 +47,7 @@ pub enum DlqError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    RecipientSetup(#[from] RecipientSetupError),
-    #[error("recipient {0} is not registered")]
-    UnknownRecipient(String),
+    OpenRecipient(#[from] OpenRecipientError),
     #[error("dead letter {dlq_sequence} does not exist or is not recipient {recipient}'s")]
     NotFound {
         recipient: String,
@@ -259,6 +257,36 @@ pub struct RedriveSettings {
     pub retry: RetrySettings,
 }
 
+impl RedriveSettings {
+    /// The registry as it is now and the named recipient's client, opened with these settings:
+    /// what a re-drive and a replay need before they deliver anything.
+    pub async fn open_recipient(
+        &self,
+        topology: &Topology,
+        recipient: &str,
+    ) -> Result<(RegistrySnapshot, RecipientClient), OpenRecipientError> {
+        let snapshot = Registry::new(topology.registry.clone()).snapshot().await?;
+        let record = snapshot
+            .recipients
+            .get(recipient)
+            .ok_or_else(|| OpenRecipientError::UnknownRecipient(recipient.to_owned()))?;
+        let client =
+            RecipientClient::from_registry(record, &snapshot, &self.secret_key, self.http.clone())?;
+        Ok((snapshot, client))
+    }
+}
+
+/// Why [`RedriveSettings::open_recipient`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenRecipientError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("recipient {0} is not registered")]
+    UnknownRecipient(String),
+    #[error(transparent)]
+    RecipientSetup(#[from] RecipientSetupError),
+}
+
 /// A dead letter that is still dead after a re-drive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RedriveFailure {
@@ -287,17 +315,9 @@ pub async fn retry(
     settings: &RedriveSettings,
     selection: &DlqSelection,
 ) -> Result<RedriveReport, DlqError> {
-    let snapshot = Registry::new(topology.registry.clone()).snapshot().await?;
-    let recipient = snapshot
-        .recipients
-        .get(&selection.recipient)
-        .ok_or_else(|| DlqError::UnknownRecipient(selection.recipient.clone()))?;
-    let client = RecipientClient::from_registry(
-        recipient,
-        &snapshot,
-        &settings.secret_key,
-        settings.http.clone(),
-    )?;
+    let (snapshot, client) = settings
+        .open_recipient(topology, &selection.recipient)
+        .await?;
     let subscribed: BTreeSet<String> = snapshot
         .employers_of_recipient(&selection.recipient)
         .into_iter()

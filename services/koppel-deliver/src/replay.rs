@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::SpentBudget;
 use crate::delivery::{DeliveryTarget, StoredEvent, deliver_one};
-use crate::dlq::RedriveSettings;
+use crate::dlq::{OpenRecipientError, RedriveSettings};
 use crate::lane::{UNKNOWN_EMPLOYER, employer_of_event_subject};
 use crate::outcome::Settlement;
-use crate::recipient::{RecipientClient, RecipientSetupError};
+use crate::recipient::RecipientClient;
 
 /// How long a replay's consumer waits for an ack; a replay acks every event once settled.
 const REPLAY_ACK_WAIT: Duration = Duration::from_secs(300);
@@ -53,7 +53,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    RecipientSetup(#[from] RecipientSetupError),
+    OpenRecipient(#[from] OpenRecipientError),
     #[error("cannot load the writer schemas")]
     Schemas(#[from] SchemaLoadError),
     #[error(transparent)]
@@ -201,17 +201,9 @@ impl ReplayPlan {
             filter_subjects,
         } = self;
         // Read again: the registry may have changed since the plan was checked.
-        let snapshot = Registry::new(topology.registry.clone()).snapshot().await?;
-        let recipient = snapshot
-            .recipients
-            .get(&request.recipient)
-            .ok_or_else(|| ReplayError::UnknownRecipient(request.recipient.clone()))?;
-        let client = RecipientClient::from_registry(
-            recipient,
-            &snapshot,
-            &settings.secret_key,
-            settings.http.clone(),
-        )?;
+        let (_, client) = settings
+            .open_recipient(topology, &request.recipient)
+            .await?;
         let schemas = SchemaCache::load(topology.schemas.clone()).await?;
         let stream = topology.events_stream().await?;
         // An existing consumer of this name is an interrupted replay: resume it as it is.

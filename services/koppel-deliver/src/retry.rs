@@ -210,10 +210,18 @@ mod tests {
     }
 
     async fn run(script: &Script, settings: &RetrySettings) -> Settlement {
+        run_spent(script, settings, SpentBudget::default()).await
+    }
+
+    async fn run_spent(
+        script: &Script,
+        settings: &RetrySettings,
+        spent: SpentBudget,
+    ) -> Settlement {
         let shutdown = CancellationToken::new();
         retry_until_settled(
             settings,
-            SpentBudget::default(),
+            spent,
             Duration::from_secs(10),
             &shutdown,
             |_| async { script.next() },
@@ -375,20 +383,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn earlier_deliveries_count_against_the_attempts_budget() {
         let script = Script::new(Vec::new());
-        let shutdown = CancellationToken::new();
         let spent = SpentBudget {
             attempts: 2,
             elapsed: Duration::from_secs(5),
         };
-        let settlement = retry_until_settled(
-            &settings(4, 0),
-            spent,
-            Duration::from_secs(10),
-            &shutdown,
-            |_| async { script.next() },
-            || async {},
-        )
-        .await;
+        let settlement = run_spent(&script, &settings(4, 0), spent).await;
         assert!(matches!(
             settlement,
             Settlement::DeadLetter {
@@ -403,7 +402,6 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_spent_budget_dead_letters_without_an_attempt() {
         let script = Script::new(vec![AttemptOutcome::Delivered { duplicate: false }]);
-        let shutdown = CancellationToken::new();
         for spent in [
             SpentBudget {
                 attempts: 4,
@@ -414,15 +412,7 @@ mod tests {
                 elapsed: Duration::from_secs(30),
             },
         ] {
-            let settlement = retry_until_settled(
-                &settings(4, 30),
-                spent,
-                Duration::from_secs(10),
-                &shutdown,
-                |_| async { script.next() },
-                || async {},
-            )
-            .await;
+            let settlement = run_spent(&script, &settings(4, 30), spent).await;
             assert!(
                 matches!(
                     settlement,
@@ -441,19 +431,11 @@ mod tests {
     async fn a_redelivery_counts_its_age_against_the_age_budget() {
         // 20 s spent already: the 1 + 2 + 4 s waits fit in the 10 s left, the next 8 s would not.
         let script = Script::new(Vec::new());
-        let shutdown = CancellationToken::new();
-        let settlement = retry_until_settled(
-            &settings(0, 30),
-            SpentBudget {
-                attempts: 1,
-                elapsed: Duration::from_secs(20),
-            },
-            Duration::from_secs(10),
-            &shutdown,
-            |_| async { script.next() },
-            || async {},
-        )
-        .await;
+        let spent = SpentBudget {
+            attempts: 1,
+            elapsed: Duration::from_secs(20),
+        };
+        let settlement = run_spent(&script, &settings(0, 30), spent).await;
         assert!(matches!(
             settlement,
             Settlement::DeadLetter {
