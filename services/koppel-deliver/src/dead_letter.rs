@@ -29,10 +29,12 @@ pub const DLQ_PARKED_BEHIND: &str = "Koppel-Dlq-Parked-Behind";
 pub enum DeadLetterError {
     #[error(transparent)]
     Subject(#[from] TokenError),
-    #[error("the dead-letter stream did not store the dead letter: {0}")]
-    Publish(String),
-    #[error("cannot read the dead-letter stream: {0}")]
-    Read(String),
+    #[error("the dead-letter stream did not store the dead letter")]
+    Publish(#[source] jetstream::context::PublishError),
+    /// Any step of reading (the stream, the reader, a message) failed; all of them are worth
+    /// trying again, so only the source says which.
+    #[error("cannot read the dead-letter stream")]
+    Read(#[source] async_nats::Error),
 }
 
 /// Everything a dead letter records.
@@ -109,9 +111,9 @@ pub async fn write_dead_letter(
     let ack = jetstream
         .send_publish(subject, message)
         .await
-        .map_err(|error| DeadLetterError::Publish(error.to_string()))?
+        .map_err(DeadLetterError::Publish)?
         .await
-        .map_err(|error| DeadLetterError::Publish(error.to_string()))?;
+        .map_err(DeadLetterError::Publish)?;
     Ok(!ack.duplicate)
 }
 
@@ -162,11 +164,13 @@ pub async fn read_dead_letters(
     filter: String,
     headers_only: bool,
 ) -> Result<Vec<RawDeadLetter>, DeadLetterError> {
-    let read = |error: &dyn std::fmt::Display| DeadLetterError::Read(error.to_string());
+    fn read(error: impl Into<async_nats::Error>) -> DeadLetterError {
+        DeadLetterError::Read(error.into())
+    }
     let stream = jetstream
         .get_stream(names.dlq_stream())
         .await
-        .map_err(|error| read(&error))?;
+        .map_err(read)?;
     let mut reader = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter,
@@ -175,17 +179,13 @@ pub async fn read_dead_letters(
             ..Default::default()
         })
         .await
-        .map_err(|error| read(&error))?;
-    let pending = reader
-        .info()
-        .await
-        .map_err(|error| read(&error))?
-        .num_pending;
+        .map_err(read)?;
+    let pending = reader.info().await.map_err(read)?.num_pending;
     let mut letters = Vec::new();
     if pending == 0 {
         return Ok(letters);
     }
-    let mut messages = reader.messages().await.map_err(|error| read(&error))?;
+    let mut messages = reader.messages().await.map_err(read)?;
     // `pending` ends the read normally. The idle limit ends it when dead letters counted as
     // pending were deleted meanwhile (a concurrent retry or purge): waiting for them would
     // wait forever.
@@ -194,8 +194,8 @@ pub async fn read_dead_letters(
             Ok(Some(message)) => message,
             Ok(None) | Err(_) => break,
         };
-        let message = message.map_err(|error| read(&error))?;
-        let info = message.info().map_err(|error| read(&error))?;
+        let message = message.map_err(read)?;
+        let info = message.info().map_err(read)?;
         let remaining = info.pending;
         let dlq_sequence = info.stream_sequence;
         let stored_at = chrono::DateTime::from_timestamp(

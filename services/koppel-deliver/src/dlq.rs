@@ -6,34 +6,37 @@
 //! re-drive into, or purge from, another.
 //!
 //! # Re-drive
-//! `retry` delivers the dead letters itself, through the same recipient client the deliverer
-//! uses, with the original event id as idempotency key and the original stream sequence, lane
+//! `retry` delivers the dead letters itself, through the deliverer's own delivery path
+//! ([`crate::delivery::deliver_one`]: the same tenant check, decoding and recipient client),
+//! with the original event id as idempotency key and the original stream sequence, lane
 //! by lane in original stream order, and removes each from the dead-letter stream once the
 //! recipient has it. A lane stops at its first failure, so nothing overtakes what is still
 //! dead. Removing a lane's last dead letter releases the lane: the running deliverer is told
 //! (a core NATS notice) and re-checks. Why this way rather than republishing into a stream the
 //! consumer reads is written down in docs/delivery.md.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_nats::jetstream;
 use koppel_events::subject::header;
-use koppel_events::{Event, Names};
-use koppel_nats::Topology;
-use koppel_registry::{Registry, RegistryError, SecretKey};
+use koppel_events::{DecodeError, Event, Names};
+use koppel_nats::schemas::SchemaCache;
+use koppel_nats::{Topology, TopologyError};
+use koppel_registry::{Registry, RegistryError, RegistrySnapshot, SecretKey};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::budget::SpentBudget;
 use crate::config::RetrySettings;
 use crate::dead_letter::{
     DLQ_PARKED_BEHIND, DeadLetterError, LaneReleaseNotice, RawDeadLetter, read_dead_letters,
     release_notice_subject,
 };
+use crate::delivery::{DeliveryTarget, StoredEvent, deliver_one};
 use crate::lane::LaneKey;
 use crate::outcome::Settlement;
-use crate::recipient::{DeliveryRequest, RecipientClient, RecipientSetupError};
-use crate::retry::retry_until_settled;
+use crate::recipient::{RecipientClient, RecipientSetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
@@ -44,16 +47,20 @@ pub enum DlqError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    RecipientSetup(#[from] RecipientSetupError),
-    #[error("recipient {0} is not registered")]
-    UnknownRecipient(String),
+    OpenRecipient(#[from] OpenRecipientError),
     #[error("dead letter {dlq_sequence} does not exist or is not recipient {recipient}'s")]
     NotFound {
         recipient: String,
         dlq_sequence: u64,
     },
-    #[error("the dead-letter stream refused the change: {0}")]
-    Stream(String),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("the dead-letter stream did not remove dead letter {dlq_sequence}")]
+    Remove {
+        dlq_sequence: u64,
+        #[source]
+        source: jetstream::stream::DeleteMessageError,
+    },
 }
 
 /// Which dead letters: always one recipient; optionally one employer; optionally one dead
@@ -143,7 +150,7 @@ fn original_sequence(letter: &RawDeadLetter) -> Option<u64> {
 #[derive(Debug, Clone)]
 pub struct DeadLetterDetail {
     pub summary: DeadLetterSummary,
-    pub event: Result<Event, String>,
+    pub event: Result<Event, DecodeError>,
 }
 
 async fn selected_letters(
@@ -184,13 +191,10 @@ pub async fn show(
     dlq_sequence: u64,
 ) -> Result<DeadLetterDetail, DlqError> {
     let letter = fetch(topology, recipient, dlq_sequence).await?;
-    let schemas = koppel_nats::schemas::load_writer_schemas(&topology.schemas)
-        .await
-        .unwrap_or_default();
+    let schemas = SchemaCache::new(topology.schemas.clone());
     Ok(DeadLetterDetail {
         summary: DeadLetterSummary::of(&letter),
-        event: koppel_events::decode_with(&letter.payload, &schemas)
-            .map_err(|error| error.to_string()),
+        event: schemas.decode(&letter.payload).await,
     })
 }
 
@@ -230,10 +234,18 @@ async fn fetch(
 }
 
 async fn dlq_stream(topology: &Topology) -> Result<jetstream::stream::Stream, DlqError> {
-    topology
-        .dlq_stream()
+    Ok(topology.dlq_stream().await?)
+}
+
+async fn remove(stream: &jetstream::stream::Stream, dlq_sequence: u64) -> Result<(), DlqError> {
+    stream
+        .delete_message(dlq_sequence)
         .await
-        .map_err(|error| DlqError::Stream(error.to_string()))
+        .map(|_| ())
+        .map_err(|source| DlqError::Remove {
+            dlq_sequence,
+            source,
+        })
 }
 
 /// What `retry` needs besides the topology: the key to open the recipient's secrets, an HTTP
@@ -243,6 +255,36 @@ pub struct RedriveSettings {
     pub secret_key: SecretKey,
     pub http: reqwest::Client,
     pub retry: RetrySettings,
+}
+
+impl RedriveSettings {
+    /// The registry as it is now and the named recipient's client, opened with these settings:
+    /// what a re-drive and a replay need before they deliver anything.
+    pub async fn open_recipient(
+        &self,
+        topology: &Topology,
+        recipient: &str,
+    ) -> Result<(RegistrySnapshot, RecipientClient), OpenRecipientError> {
+        let snapshot = Registry::new(topology.registry.clone()).snapshot().await?;
+        let record = snapshot
+            .recipients
+            .get(recipient)
+            .ok_or_else(|| OpenRecipientError::UnknownRecipient(recipient.to_owned()))?;
+        let client =
+            RecipientClient::from_registry(record, &snapshot, &self.secret_key, self.http.clone())?;
+        Ok((snapshot, client))
+    }
+}
+
+/// Why [`RedriveSettings::open_recipient`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenRecipientError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("recipient {0} is not registered")]
+    UnknownRecipient(String),
+    #[error(transparent)]
+    RecipientSetup(#[from] RecipientSetupError),
 }
 
 /// A dead letter that is still dead after a re-drive.
@@ -273,21 +315,14 @@ pub async fn retry(
     settings: &RedriveSettings,
     selection: &DlqSelection,
 ) -> Result<RedriveReport, DlqError> {
-    let snapshot = Registry::new(topology.registry.clone()).snapshot().await?;
-    let recipient = snapshot
-        .recipients
-        .get(&selection.recipient)
-        .ok_or_else(|| DlqError::UnknownRecipient(selection.recipient.clone()))?;
-    let client = RecipientClient::from_registry(
-        recipient,
-        &snapshot,
-        &settings.secret_key,
-        settings.http.clone(),
-    )?;
-    let subscribed = snapshot.employers_of_recipient(&selection.recipient);
-    let schemas = koppel_nats::schemas::load_writer_schemas(&topology.schemas)
-        .await
-        .unwrap_or_default();
+    let (snapshot, client) = settings
+        .open_recipient(topology, &selection.recipient)
+        .await?;
+    let subscribed: BTreeSet<String> = snapshot
+        .employers_of_recipient(&selection.recipient)
+        .into_iter()
+        .collect();
+    let schemas = SchemaCache::new(topology.schemas.clone());
     let lanes = lanes_of(
         selected_letters(topology, selection, false).await?,
         selection,
@@ -296,6 +331,15 @@ pub async fn retry(
     // Never cancelled: a re-drive is short and interactive; the CLI's Ctrl-C ends the process,
     // and a dead letter delivered but not yet removed is absorbed by the idempotency key.
     let never = CancellationToken::new();
+    let target = DeliveryTarget {
+        client: &client,
+        subscribed: &subscribed,
+        schemas: &schemas,
+        retry: &settings.retry,
+        progress_interval: std::time::Duration::from_secs(3600),
+        shutdown: &never,
+        permits: None,
+    };
     let mut report = RedriveReport::default();
     for (lane, letters) in lanes {
         let total = letters.len();
@@ -306,52 +350,28 @@ pub async fn retry(
                 event_id: letter.event_id().map(str::to_owned),
                 reason,
             };
-            // Tenant isolation holds for re-drives too.
-            if !subscribed.contains(&lane.employer_key) {
-                report.failed.push(failure(format!(
-                    "employer {} is no longer subscribed to {}",
-                    lane.employer_key, selection.recipient
-                )));
-                break;
-            }
-            let event = match koppel_events::decode_with(&letter.payload, &schemas) {
-                Ok(event) => event,
-                Err(error) => {
-                    report.failed.push(failure(error.to_string()));
-                    break;
-                }
-            };
-            // What gets sent is the payload, so its employer is checked too, not only the lane's.
-            if event.header().employer_key != lane.employer_key {
-                report.failed.push(failure(format!(
-                    "the dead letter holds an event of another employer than {}",
-                    lane.employer_key
-                )));
-                break;
-            }
             let Some(stream_sequence) = original_sequence(letter) else {
                 report.failed.push(failure(
                     "the dead letter lacks its original sequence".to_owned(),
                 ));
                 break;
             };
-            let request = DeliveryRequest {
-                event: &event,
-                event_id: event.header().event_id,
+            // The lane's employer comes from the dead letter's subject; the tenant check in
+            // `deliver_one` holds it and the payload's employer against the subscriptions.
+            let stored = StoredEvent {
+                subject_employer: &lane.employer_key,
+                payload: &letter.payload,
                 stream_sequence,
-                employer_key: &lane.employer_key,
+                parked_behind: None,
+                spent: SpentBudget::default(),
             };
-            let settlement = retry_until_settled(
-                &settings.retry,
-                std::time::Duration::from_secs(3600),
-                &never,
-                |_| client.deliver(&request),
-                || async {},
-            )
-            .await;
-            match settlement {
+            match deliver_one(&target, &stored, || async {}).await {
                 Settlement::Delivered { .. } => report.delivered += 1,
                 Settlement::Filtered { .. } => report.filtered += 1,
+                Settlement::NotForRecipient(violation) => {
+                    report.failed.push(failure(violation.to_string()));
+                    break;
+                }
                 Settlement::DeadLetter { reason, .. } => {
                     report.failed.push(failure(reason));
                     break;
@@ -361,10 +381,7 @@ pub async fn retry(
                     break;
                 }
             }
-            stream
-                .delete_message(letter.dlq_sequence)
-                .await
-                .map_err(|error| DlqError::Stream(error.to_string()))?;
+            remove(&stream, letter.dlq_sequence).await?;
             done += 1;
         }
         report.left_parked += (total - done).saturating_sub(usize::from(done < total)) as u64;
@@ -450,10 +467,7 @@ pub async fn purge(
             .dlq_sequence
             .is_none_or(|sequence| letter.dlq_sequence == sequence)
     }) {
-        stream
-            .delete_message(letter.dlq_sequence)
-            .await
-            .map_err(|error| DlqError::Stream(error.to_string()))?;
+        remove(&stream, letter.dlq_sequence).await?;
         let lane = letter.lane();
         report.removed += 1;
         *report

@@ -86,7 +86,9 @@ impl DeadLetterClass {
     }
 }
 
-/// How the retry loop ended for one message; the engine turns it into an ack.
+/// How one message was settled: what the delivery path ([`crate::delivery::deliver_one`])
+/// came to, and what the retry loop ended with. Each caller (live deliverer, re-drive, replay)
+/// turns it into its own bookkeeping with an exhaustive match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
     Delivered {
@@ -104,6 +106,9 @@ pub enum Settlement {
     },
     /// Shutdown came first: let JetStream redeliver it later. Never acked.
     Released,
+    /// Not this recipient's: the tenant check refused it, and nothing was sent. The live
+    /// deliverer acks it (a message pulled just before an unsubscribe), a re-drive reports it.
+    NotForRecipient(crate::delivery::TenantViolation),
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod insurer;
 pub mod webhook;
 
+use bytes::{Bytes, BytesMut};
 use koppel_events::Event;
 use koppel_registry::{Recipient, RecipientSettings, RegistrySnapshot, SealError, SecretKey};
 use reqwest::StatusCode;
@@ -129,6 +130,70 @@ impl RecipientClient {
 
 /// A failure to get an answer at all. Everything on the way (connect, TLS, timeout, a reset
 /// connection) may succeed next time; only a request that cannot even be built is permanent.
+/// The most of a recipient's response body koppel reads. koppel needs a body only to say why a
+/// request was refused (one line of 400 characters) or to read a small JSON answer; anything
+/// longer is cut here, so a hostile or broken endpoint answering gigabytes costs 64 KiB, not
+/// the deliverer's memory.
+pub const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
+
+/// A response body koppel would not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseBodyError {
+    /// Longer than the limit (by its `Content-Length`, or once that much was read). `prefix`
+    /// holds what was read, at most `limit` bytes.
+    #[error("the response body exceeds the {limit}-byte limit")]
+    TooLarge { limit: usize, prefix: Bytes },
+    #[error("the response body could not be read")]
+    Read(#[source] reqwest::Error),
+}
+
+/// Reads a response body of at most `limit` bytes, chunk by chunk, and stops reading as soon as
+/// it would go over. A declared `Content-Length` over the limit is refused before reading.
+pub async fn read_bounded_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, ResponseBodyError> {
+    let declared = response
+        .content_length()
+        .and_then(|length| usize::try_from(length).ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ResponseBodyError::TooLarge {
+            limit,
+            prefix: Bytes::new(),
+        });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = response.chunk().await.map_err(ResponseBodyError::Read)? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Err(ResponseBodyError::TooLarge {
+                limit,
+                prefix: body.freeze(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// "HTTP <status>: <body>" on one bounded line, for the reason of a refused request. A body
+/// over the limit is named as such first, so the note survives the line's truncation.
+pub(crate) async fn refusal_reason(response: reqwest::Response) -> String {
+    let status = response.status().as_u16();
+    let line = match read_bounded_body(response, MAX_RESPONSE_BODY_BYTES).await {
+        Ok(body) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+        Err(ResponseBodyError::TooLarge { limit, prefix }) => format!(
+            "HTTP {status} (the response body exceeds the {limit}-byte limit): {}",
+            String::from_utf8_lossy(&prefix)
+        ),
+        Err(ResponseBodyError::Read(error)) => {
+            format!("HTTP {status} (the response body could not be read: {error})")
+        }
+    };
+    one_line(&line, 400)
+}
+
 pub(crate) fn transport_failure(error: &reqwest::Error) -> AttemptOutcome {
     if error.is_builder() {
         return AttemptOutcome::Permanent {

@@ -15,6 +15,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::{SpentBudget, exhausted_before_attempt};
 use crate::config::RetrySettings;
 use crate::outcome::{AttemptOutcome, DeadLetterClass, Settlement};
 
@@ -40,9 +41,12 @@ pub fn next_delay(scheduled: Duration, retry_after: Option<Duration>) -> Duratio
     }
 }
 
-/// Attempts until the message is settled. `attempt` gets the 1-based attempt number.
+/// Attempts until the message is settled. `attempt` gets the 1-based attempt number, counting
+/// the attempts `spent` says earlier deliveries made; the age budget counts `spent`'s time too,
+/// and a message whose budget is spent already is dead-lettered without an attempt.
 pub async fn retry_until_settled<Attempt, AttemptFuture, Progress, ProgressFuture>(
     settings: &RetrySettings,
+    spent: SpentBudget,
     progress_interval: Duration,
     shutdown: &CancellationToken,
     mut attempt: Attempt,
@@ -54,9 +58,18 @@ where
     Progress: FnMut() -> ProgressFuture,
     ProgressFuture: Future<Output = ()>,
 {
+    if let Some(reason) = exhausted_before_attempt(settings.max_attempts, settings.max_age(), spent)
+    {
+        return Settlement::DeadLetter {
+            class: DeadLetterClass::BudgetExhausted,
+            reason,
+            attempts: spent.attempts,
+        };
+    }
     let started = Instant::now();
+    let elapsed = || spent.elapsed.saturating_add(started.elapsed());
     let mut schedule = backoff_schedule(settings);
-    let mut attempts: u32 = 0;
+    let mut attempts: u32 = spent.attempts;
     loop {
         if shutdown.is_cancelled() {
             return Settlement::Released;
@@ -94,13 +107,13 @@ where
         let delay = next_delay(scheduled, retry_after);
         if let Some(max_age) = settings.max_age() {
             // Give up now rather than wait past the budget only to give up then.
-            let age_at_next_attempt = started.elapsed().saturating_add(delay);
+            let age_at_next_attempt = elapsed().saturating_add(delay);
             if age_at_next_attempt > max_age {
                 return Settlement::DeadLetter {
                     class: DeadLetterClass::BudgetExhausted,
                     reason: format!(
                         "gave up after {attempts} attempts over {} s (budget {} s); last: {reason}",
-                        started.elapsed().as_secs(),
+                        elapsed().as_secs(),
                         max_age.as_secs()
                     ),
                     attempts,
@@ -197,9 +210,18 @@ mod tests {
     }
 
     async fn run(script: &Script, settings: &RetrySettings) -> Settlement {
+        run_spent(script, settings, SpentBudget::default()).await
+    }
+
+    async fn run_spent(
+        script: &Script,
+        settings: &RetrySettings,
+        spent: SpentBudget,
+    ) -> Settlement {
         let shutdown = CancellationToken::new();
         retry_until_settled(
             settings,
+            spent,
             Duration::from_secs(10),
             &shutdown,
             |_| async { script.next() },
@@ -341,6 +363,7 @@ mod tests {
         let (settlement, ()) = tokio::join!(
             retry_until_settled(
                 &settings,
+                SpentBudget::default(),
                 Duration::from_secs(10),
                 &shutdown,
                 |_| async { script.next() },
@@ -355,5 +378,72 @@ mod tests {
         // Beats at 10, 20, 30 and 40 s of the 100 s wait; then shutdown.
         assert_eq!(beats.get(), 4);
         assert_eq!(script.attempt_times.borrow().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn earlier_deliveries_count_against_the_attempts_budget() {
+        let script = Script::new(Vec::new());
+        let spent = SpentBudget {
+            attempts: 2,
+            elapsed: Duration::from_secs(5),
+        };
+        let settlement = run_spent(&script, &settings(4, 0), spent).await;
+        assert!(matches!(
+            settlement,
+            Settlement::DeadLetter {
+                class: DeadLetterClass::BudgetExhausted,
+                attempts: 4,
+                ..
+            }
+        ));
+        assert_eq!(script.attempt_times.borrow().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_dead_letters_without_an_attempt() {
+        let script = Script::new(vec![AttemptOutcome::Delivered { duplicate: false }]);
+        for spent in [
+            SpentBudget {
+                attempts: 4,
+                elapsed: Duration::ZERO,
+            },
+            SpentBudget {
+                attempts: 1,
+                elapsed: Duration::from_secs(30),
+            },
+        ] {
+            let settlement = run_spent(&script, &settings(4, 30), spent).await;
+            assert!(
+                matches!(
+                    settlement,
+                    Settlement::DeadLetter {
+                        class: DeadLetterClass::BudgetExhausted,
+                        ..
+                    }
+                ),
+                "{spent:?}: {settlement:?}"
+            );
+        }
+        assert!(script.attempt_times.borrow().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivery_counts_its_age_against_the_age_budget() {
+        // 20 s spent already: the 1 + 2 + 4 s waits fit in the 10 s left, the next 8 s would not.
+        let script = Script::new(Vec::new());
+        let spent = SpentBudget {
+            attempts: 1,
+            elapsed: Duration::from_secs(20),
+        };
+        let settlement = run_spent(&script, &settings(0, 30), spent).await;
+        assert!(matches!(
+            settlement,
+            Settlement::DeadLetter {
+                class: DeadLetterClass::BudgetExhausted,
+                attempts: 5,
+                ..
+            }
+        ));
+        assert_eq!(script.attempt_times.borrow().len(), 4);
     }
 }

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use koppel_nats::Topology;
+use koppel_nats::schemas::SchemaCache;
 use koppel_registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DelivererConfig;
-use crate::consumer::{SchemaCache, SharedContext, run_recipient};
+use crate::supervisor::{SharedContext, run_recipient};
 
 /// Why the deliverer could not start. Once running it does not fail: recipient problems are
 /// logged and retried, and NATS outages are ridden out by the client's reconnects.

@@ -4,6 +4,8 @@
 //! without delay makes JetStream redeliver at once, which burns through retries in milliseconds
 //! and hammers a struggling recipient. Every retry names its delay.
 
+use crate::error_class::ErrorClass;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
@@ -15,8 +17,14 @@ pub const MIN_NAK_DELAY: Duration = Duration::from_millis(50);
 /// How to settle one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {
-    /// Done: delivered, or parked in the dead-letter stream.
+    /// Done: delivered, or parked in the dead-letter stream. The server confirms it (a double
+    /// ack), so a caller that then forgets the message knows JetStream did too.
     Ack,
+    /// Done, without waiting for the server's confirmation: a plain ack. For hot paths where a
+    /// lost ack costs no more than a redelivery that an idempotency key absorbs; waiting for
+    /// every confirmation costs a round trip per message (half the deliverer's throughput in
+    /// its benchmark). Buffered in the client: flush the connection before exiting.
+    AckUnconfirmed,
     /// Redeliver after the delay (at least [`MIN_NAK_DELAY`]).
     NakWithDelay(Duration),
     /// Still working on it: restart the ack-wait clock so JetStream does not redeliver.
@@ -25,19 +33,22 @@ pub enum AckOutcome {
     Term,
 }
 
+/// A settle that did not reach the server (or, for the confirmed outcomes, was not confirmed).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot settle message with {outcome:?}: {reason}")]
+#[error("cannot settle message with {outcome:?}")]
 pub struct SettleError {
     pub outcome: AckOutcome,
-    pub reason: String,
+    #[source]
+    pub source: async_nats::Error,
 }
 
-/// Sends the outcome to JetStream. `Ack` and `Term` are double acks (the server confirms), so a
-/// caller that then forgets the message knows JetStream did too; `InProgress` and naks are
-/// fire-and-forget, as losing one only means an earlier redelivery.
+/// Sends the outcome to JetStream. `Ack` and `Term` are double acks (the server confirms);
+/// `AckUnconfirmed`, `InProgress` and naks are fire-and-forget, as losing one only means an
+/// earlier redelivery.
 pub async fn settle(message: &jetstream::Message, outcome: AckOutcome) -> Result<(), SettleError> {
     let result = match outcome {
         AckOutcome::Ack => message.double_ack().await,
+        AckOutcome::AckUnconfirmed => message.ack().await,
         AckOutcome::Term => message.double_ack_with(AckKind::Term).await,
         AckOutcome::InProgress => message.ack_with(AckKind::Progress).await,
         AckOutcome::NakWithDelay(delay) => {
@@ -46,10 +57,7 @@ pub async fn settle(message: &jetstream::Message, outcome: AckOutcome) -> Result
                 .await
         }
     };
-    result.map_err(|error| SettleError {
-        outcome,
-        reason: error.to_string(),
-    })
+    result.map_err(|source| SettleError { outcome, source })
 }
 
 /// A durable pull consumer's shape.
@@ -64,6 +72,9 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     pub deliver_policy: DeliverPolicy,
     pub description: Option<String>,
+    /// Stored with the consumer (servers from 2.10): what a worker must remember about the
+    /// consumer across its own restarts.
+    pub metadata: HashMap<String, String>,
 }
 
 impl ConsumerSpec {
@@ -75,6 +86,7 @@ impl ConsumerSpec {
             max_ack_pending: 1000,
             deliver_policy: DeliverPolicy::All,
             description: None,
+            metadata: HashMap::new(),
         }
     }
 
@@ -96,8 +108,42 @@ impl ConsumerSpec {
             max_ack_pending: self.max_ack_pending,
             filter_subject,
             filter_subjects,
+            metadata: self.metadata.clone(),
             ..Default::default()
         }
+    }
+}
+
+/// JetStream refused to create or update a durable consumer. The source keeps async-nats's
+/// error kind; [`EnsureConsumerError::class`] says whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create or update consumer {durable_name}")]
+pub struct EnsureConsumerError {
+    pub durable_name: String,
+    #[source]
+    pub source: jetstream::stream::ConsumerError,
+}
+
+impl EnsureConsumerError {
+    /// Timeouts and failed requests may pass; a refusal by JetStream (bad config, too many
+    /// filters, an invalid name) will not until the spec changes.
+    pub fn class(&self) -> ErrorClass {
+        consumer_error_class(&self.source)
+    }
+}
+
+/// The class of an async-nats consumer error: timeouts and failed requests may pass; a refusal
+/// by JetStream (bad configuration, too many filters, an invalid name) will not until the spec
+/// changes.
+pub fn consumer_error_class(error: &jetstream::stream::ConsumerError) -> ErrorClass {
+    use jetstream::stream::ConsumerErrorKind;
+    match error.kind() {
+        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request | ConsumerErrorKind::Other => {
+            ErrorClass::Retryable
+        }
+        ConsumerErrorKind::InvalidConsumerType
+        | ConsumerErrorKind::InvalidName
+        | ConsumerErrorKind::JetStream(_) => ErrorClass::Permanent,
     }
 }
 
@@ -106,11 +152,14 @@ impl ConsumerSpec {
 pub async fn ensure_pull_consumer(
     stream: &jetstream::stream::Stream,
     spec: &ConsumerSpec,
-) -> Result<PullConsumer, String> {
+) -> Result<PullConsumer, EnsureConsumerError> {
     stream
         .create_consumer(spec.config())
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|source| EnsureConsumerError {
+            durable_name: spec.durable_name.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ pub mod schemas;
 pub mod topology;
 
 pub use connect::{ConnectError, NatsSettings, connect, url_without_credentials};
-pub use consume::{AckOutcome, ConsumerSpec, SettleError, ensure_pull_consumer, settle};
+pub use consume::{
+    AckOutcome, ConsumerSpec, EnsureConsumerError, SettleError, consumer_error_class,
+    ensure_pull_consumer, settle,
+};
 pub use error_class::ErrorClass;
 pub use kv::{KvError, Versioned};
 pub use publish::{PreparedEvent, PublishError, PublishReport, Publisher, PublisherSettings};

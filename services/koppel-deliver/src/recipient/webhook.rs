@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{DeliveryRequest, is_retryable_status, one_line, transport_failure};
+use super::{DeliveryRequest, is_retryable_status, refusal_reason, transport_failure};
 use crate::outcome::{AttemptOutcome, PermanentClass};
 
 pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
@@ -247,20 +247,12 @@ impl WebhookClient {
             },
             // Other 4xx and redirects (never followed: a redirect could carry the payload to
             // another host): the endpoint refuses or is misconfigured.
-            status => {
-                let body = response.bytes().await.unwrap_or_default();
-                AttemptOutcome::Permanent {
-                    class: PermanentClass::Refused,
-                    reason: one_line(
-                        &format!(
-                            "HTTP {}: {}",
-                            status.as_u16(),
-                            String::from_utf8_lossy(&body)
-                        ),
-                        400,
-                    ),
-                }
-            }
+            // The body is read bounded (`MAX_RESPONSE_BODY_BYTES`): a hostile endpoint answering
+            // gigabytes gets a dead letter naming the limit, not the deliverer's memory.
+            _ => AttemptOutcome::Permanent {
+                class: PermanentClass::Refused,
+                reason: refusal_reason(response).await,
+            },
         }
     }
 }
@@ -340,5 +332,109 @@ mod tests {
         expected["employee_id"] = serde_json::Value::from("emp-000003");
         assert_eq!(body["data"], expected);
         assert_eq!(body.as_object().unwrap().len(), 3);
+    }
+}
+
+/// Hostile endpoints: a refusal with a huge body must become a dead letter naming the limit,
+/// not a deliverer that buffers whatever the endpoint sends.
+#[cfg(test)]
+mod hostile_endpoint_tests {
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use axum::http::{Response, StatusCode as AxumStatus};
+    use bytes::Bytes;
+    use koppel_events::sample;
+
+    use super::*;
+    use crate::recipient::MAX_RESPONSE_BODY_BYTES;
+
+    const CHUNK: usize = 64 * 1024;
+
+    /// Serves every request with `respond` and returns the endpoint's URL.
+    async fn endpoint(respond: fn() -> Response<Body>) -> String {
+        let app = axum::Router::new().fallback(move || async move { respond() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}/hook")
+    }
+
+    async fn attempt(url: String) -> AttemptOutcome {
+        let http = koppel_runtime::http::HttpClientSettings::default()
+            .client()
+            .unwrap();
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let client = WebhookClient::new(http, url, secret);
+        let event = sample::employment_changed(1);
+        let request = DeliveryRequest {
+            event: &event,
+            event_id: event.header().event_id,
+            stream_sequence: 1,
+            employer_key: &event.header().employer_key,
+        };
+        // Bounded: a client that reads the whole body would take the full request timeout.
+        tokio::time::timeout(std::time::Duration::from_secs(20), client.deliver(&request))
+            .await
+            .expect("the attempt ended")
+    }
+
+    fn assert_refused_naming_the_limit(outcome: AttemptOutcome) {
+        let AttemptOutcome::Permanent { class, reason } = outcome else {
+            panic!("expected a permanent failure, got {outcome:?}");
+        };
+        assert_eq!(class, PermanentClass::Refused);
+        assert!(reason.starts_with("HTTP 400"), "{reason}");
+        assert!(
+            reason.contains(&format!("{MAX_RESPONSE_BODY_BYTES}-byte limit")),
+            "{reason}"
+        );
+        assert!(reason.chars().count() <= 401, "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_a_body_over_the_limit_names_the_limit() {
+        let url = endpoint(|| {
+            Response::builder()
+                .status(AxumStatus::BAD_REQUEST)
+                .body(Body::from(vec![b'x'; 8 * 1024 * 1024]))
+                .unwrap()
+        })
+        .await;
+        assert_refused_naming_the_limit(attempt(url).await);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_an_endless_chunked_body_is_cut_at_the_limit() {
+        let url = endpoint(|| {
+            let chunks = futures::stream::repeat_with(|| {
+                Ok::<_, Infallible>(Bytes::from_static(&[b'y'; CHUNK]))
+            });
+            Response::builder()
+                .status(AxumStatus::BAD_REQUEST)
+                .body(Body::from_stream(chunks))
+                .unwrap()
+        })
+        .await;
+        assert_refused_naming_the_limit(attempt(url).await);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_a_small_body_quotes_it() {
+        let url = endpoint(|| {
+            Response::builder()
+                .status(AxumStatus::BAD_REQUEST)
+                .body(Body::from("unknown employer"))
+                .unwrap()
+        })
+        .await;
+        let outcome = attempt(url).await;
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Permanent {
+                class: PermanentClass::Refused,
+                reason: "HTTP 400: unknown employer".to_owned(),
+            }
+        );
     }
 }

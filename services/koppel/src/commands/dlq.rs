@@ -58,7 +58,7 @@ pub async fn run(command: DlqCommand, config: &CliConfig, output: Output) -> any
                 "dead_letter": detail.summary,
                 "event": match &detail.event {
                     Ok(event) => serde_json::to_value(event)?,
-                    Err(error) => json!({ "undecodable": error }),
+                    Err(error) => json!({ "undecodable": error.to_string() }),
                 },
             });
             if !show_pii {
