@@ -489,3 +489,39 @@ fn every_event_fits_the_union_schema_of_container_files() {
     let reader = apache_avro::Reader::new(&bytes[..]).unwrap();
     assert_eq!(reader.count(), every_event().len());
 }
+
+/// Payloads written by earlier releases, one file per event type under
+/// `testdata/payloads/<release>/`, must keep decoding to the events that wrote them. The v1
+/// files were written by the last release whose header carried apache-avro 0.22's fingerprints,
+/// so this test also proves the reader accepts those. Set KOPPEL_BLESS_PAYLOADS=<release> to
+/// write the files of a new release; files of released versions are never rewritten.
+#[test]
+fn payloads_written_by_earlier_releases_still_decode() {
+    let payload_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/payloads");
+    if let Ok(release) = std::env::var("KOPPEL_BLESS_PAYLOADS") {
+        let dir = payload_dir.join(release);
+        std::fs::create_dir_all(&dir).unwrap();
+        for event in every_event() {
+            let name = event.event_type().schema_name();
+            std::fs::write(dir.join(format!("{name}.bin")), encode(&event).unwrap()).unwrap();
+        }
+    }
+    let mut releases: Vec<_> = std::fs::read_dir(&payload_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    releases.sort();
+    assert!(!releases.is_empty(), "no golden payloads under {payload_dir:?}");
+    for release in releases {
+        for event in every_event() {
+            let name = event.event_type().schema_name();
+            let path = release.join(format!("{name}.bin"));
+            let payload = std::fs::read(&path).unwrap_or_else(|error| panic!("{path:?}: {error}"));
+            assert_eq!(
+                decode(&payload).unwrap_or_else(|error| panic!("{path:?}: {error}")),
+                event,
+                "{path:?}"
+            );
+        }
+    }
+}
