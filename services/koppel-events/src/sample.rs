@@ -116,6 +116,7 @@ pub fn employment_changed(index: u64) -> Event {
     let event_id = derive_event_id(EventIdInput {
         source: SourceSystem::Loket,
         connection_id: "loket-acme",
+        employer_key: "loket-acme-1001",
         event_type: EventType::EmploymentChanged,
         entity_id: &entity_id,
         revision: 2,
@@ -153,6 +154,7 @@ pub fn one_of_each_type(index: u64) -> Vec<Event> {
         header.event_id = derive_event_id(EventIdInput {
             source: header.source,
             connection_id: &header.connection_id,
+            employer_key: &header.employer_key,
             event_type,
             entity_id: &header.entity_id,
             revision: header.revision,
