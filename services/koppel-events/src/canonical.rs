@@ -196,21 +196,21 @@ impl CanonicalWriter {
                 self.output.push('}');
                 Ok(())
             }
-            "array" => {
-                let items = attributes
-                    .get("items")
-                    .ok_or(CanonicalFormError::Invalid("an array lacks its items"))?;
-                self.output.push_str("{\"type\":\"array\",\"items\":");
-                self.schema(items, namespace)?;
-                self.output.push('}');
-                Ok(())
-            }
-            "map" => {
-                let values = attributes
-                    .get("values")
-                    .ok_or(CanonicalFormError::Invalid("a map lacks its values"))?;
-                self.output.push_str("{\"type\":\"map\",\"values\":");
-                self.schema(values, namespace)?;
+            "array" | "map" => {
+                let (attribute, missing) = if type_name == "array" {
+                    ("items", "an array lacks its items")
+                } else {
+                    ("values", "a map lacks its values")
+                };
+                let inner = attributes
+                    .get(attribute)
+                    .ok_or(CanonicalFormError::Invalid(missing))?;
+                self.output.push_str("{\"type\":");
+                self.string(type_name);
+                self.output.push(',');
+                self.string(attribute);
+                self.output.push(':');
+                self.schema(inner, namespace)?;
                 self.output.push('}');
                 Ok(())
             }

@@ -123,9 +123,8 @@ async fn records_round_trip_and_references_are_checked() {
     );
 }
 
-#[tokio::test]
-async fn watchers_see_changes_without_a_restart() {
-    let topology = topology().await;
+/// A registry with the Loket connection and the insurer recipient registered.
+async fn with_connection_and_insurer(topology: &koppel_nats::Topology) -> Registry {
     let registry = Registry::new(topology.registry.clone());
     let key = key();
     registry
@@ -133,6 +132,13 @@ async fn watchers_see_changes_without_a_restart() {
         .await
         .unwrap();
     registry.put_recipient(&insurer(&key)).await.unwrap();
+    registry
+}
+
+#[tokio::test]
+async fn watchers_see_changes_without_a_restart() {
+    let topology = topology().await;
+    let registry = with_connection_and_insurer(&topology).await;
     let mut watcher = registry.watch().await.unwrap();
     assert!(watcher.borrow().employers.is_empty());
 
@@ -201,13 +207,7 @@ async fn stored_secrets_are_unreadable_without_the_key() {
 #[tokio::test]
 async fn records_written_by_a_newer_koppel_keep_their_recipient_and_employer() {
     let topology = topology().await;
-    let registry = Registry::new(topology.registry.clone());
-    let key = key();
-    registry
-        .put_connection(&loket_connection(&key))
-        .await
-        .unwrap();
-    registry.put_recipient(&insurer(&key)).await.unwrap();
+    let registry = with_connection_and_insurer(&topology).await;
     registry
         .put_employer(&employer(vec!["insurer".to_owned()]))
         .await
