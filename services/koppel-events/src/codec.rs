@@ -1,6 +1,10 @@
 //! Avro single-object encoding of events: `C3 01`, the 8-byte little-endian CRC-64-AVRO
 //! fingerprint of the writer schema, then the binary datum.
 //!
+//! The fingerprint is the Avro specification's ([`Fingerprint::of_json`]), so standard readers
+//! (Java's `BinaryMessageDecoder`, fastavro) find the writer schema by their own computation.
+//! Decoding accepts the legacy apache-avro 0.22 fingerprint of release v1 payloads too.
+//!
 //! Decoding looks the writer schema up by fingerprint and, when it is not the schema this build
 //! writes, resolves the datum against this build's reader schema. It never calls apache-avro's
 //! `read_deser` with a reader schema set, which panics in 0.22.
@@ -199,11 +203,14 @@ impl WriterSchemas {
         Self::default()
     }
 
-    /// Adds a self-contained writer schema; returns its fingerprint.
+    /// Adds a self-contained writer schema under both its fingerprints; returns the
+    /// specification's.
     pub fn add(&mut self, json: &str) -> Result<Fingerprint, SchemaError> {
         let schema = EventSchema::parse(json)?;
         let fingerprint = schema.fingerprint;
-        self.extra.insert(fingerprint, schema);
+        for key in schema.fingerprints().collect::<Vec<_>>() {
+            self.extra.insert(key, schema.clone());
+        }
         Ok(fingerprint)
     }
 

@@ -18,10 +18,21 @@ pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b6f_7070_656c_4000_8000_
 /// -> A would otherwise get A's old id back, and a recipient would drop the second A as a
 /// duplicate). The revision comes from the snapshot, so a re-run after a crash, which has not
 /// advanced the snapshot, still derives the same id.
+///
+/// The employer key is an input too. One connection serves many employers, and a source's
+/// entity ids are not unique across them (Unit4's employee ids live under
+/// `/werkgevers/{employer}`; a removal carries only the id, and revisions are per employer).
+/// Without it, the same change in two employers of one connection got one id, and the events
+/// stream's duplicate window silently dropped the second employer's event. Adding it changed
+/// every id: a change published by an older release but not yet in its snapshot (a run that
+/// crashed before saving) is re-published after the upgrade under a new id, so neither the
+/// duplicate window nor a recipient's idempotency key absorbs it; see schemas/README.md,
+/// "Event ids".
 #[derive(Debug, Clone, Copy)]
 pub struct EventIdInput<'a> {
     pub source: SourceSystem,
     pub connection_id: &'a str,
+    pub employer_key: &'a str,
     pub event_type: EventType,
     pub entity_id: &'a str,
     pub revision: i64,
@@ -34,6 +45,7 @@ pub fn derive_event_id(input: EventIdInput<'_>) -> Uuid {
     for field in [
         input.source.as_token().as_bytes(),
         input.connection_id.as_bytes(),
+        input.employer_key.as_bytes(),
         input.event_type.schema_name().as_bytes(),
         input.entity_id.as_bytes(),
         &input.revision.to_be_bytes(),
@@ -59,6 +71,7 @@ mod tests {
         EventIdInput {
             source: SourceSystem::Loket,
             connection_id: "conn-1",
+            employer_key: "conn-1-77",
             event_type: EventType::EmployeeUpdated,
             entity_id: "emp-1",
             revision,
@@ -97,6 +110,38 @@ mod tests {
             ..input(3, &a)
         };
         assert_ne!(base, derive_event_id(other_connection));
+    }
+
+    /// Two employers of one connection with an employee of the same source id, at the same
+    /// revision with the same content (a removal carries only the id): two events, two ids.
+    #[test]
+    fn two_employers_of_one_connection_never_share_an_id() {
+        let removed = content_hash(b"employee 1, removed");
+        let of_employer = |employer_key| EventIdInput {
+            employer_key,
+            event_type: EventType::EmployeeRemoved,
+            entity_id: "1",
+            ..input(2, &removed)
+        };
+        assert_ne!(
+            derive_event_id(of_employer("conn-1-77")),
+            derive_event_id(of_employer("conn-1-78"))
+        );
+    }
+
+    /// Ids are a contract: they must not change by accident (a refactor of the input layout
+    /// would make every re-observed change a new event for recipients).
+    /// Computed independently (Python's hashlib over the same length-prefixed name, UUIDv5
+    /// version and variant bits set by hand).
+    const STABLE_ID_OF_INPUT_3_STATE_A: &str = "faa2980b-8ae2-5875-a9c0-7d4d1c1079cd";
+
+    #[test]
+    fn ids_are_stable() {
+        let hash = content_hash(b"state A");
+        assert_eq!(
+            derive_event_id(input(3, &hash)).to_string(),
+            STABLE_ID_OF_INPUT_3_STATE_A
+        );
     }
 
     #[test]

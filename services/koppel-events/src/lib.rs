@@ -5,6 +5,7 @@
 //! - `model`: the canonical employer, employee and employment types every source maps into.
 //! - `event`: the event catalogue, one struct per schema, and the closed `Event` enum.
 //! - `schema`: the compiled-in schemas, resolved and fingerprinted.
+//! - `canonical`: the specification's Parsing Canonical Form and CRC-64-AVRO fingerprint.
 //! - `codec`: single-object encode and decode, with writer-schema lookup and resolution.
 //! - `avro_value`: the explicit conversions between the model and Avro values.
 //! - `event_id`: deterministic UUIDv5 event ids.
@@ -12,6 +13,7 @@
 //! - `sample`: realistic example events for tests, benchmarks and documentation.
 
 mod avro_value;
+pub mod canonical;
 pub mod codec;
 pub mod event;
 pub mod event_id;

@@ -4,11 +4,14 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use crate::event::{EmploymentEvent, Event, EventHeader, EventType};
+use crate::event::{
+    EmployeeEvent, EmployerUpserted, EmploymentEvent, Event, EventHeader, EventType, SyncCompleted,
+    SyncCounts, SyncKind, SyncResult,
+};
 use crate::event_id::{EventIdInput, content_hash, derive_event_id};
 use crate::model::{
-    Address, Bsn, Employee, Employment, Gender, Money, NameUsage, OrganisationUnit, PersonName,
-    Salary, SalaryPeriod, SourceSystem, parttime_factor,
+    Address, Bsn, Employee, Employer, Employment, Gender, Money, NameUsage, OrganisationUnit,
+    PersonName, Salary, SalaryPeriod, SourceSystem, parttime_factor,
 };
 
 /// BSNs that pass the 11-proef, cycled through by the samples.
@@ -113,6 +116,7 @@ pub fn employment_changed(index: u64) -> Event {
     let event_id = derive_event_id(EventIdInput {
         source: SourceSystem::Loket,
         connection_id: "loket-acme",
+        employer_key: "loket-acme-1001",
         event_type: EventType::EmploymentChanged,
         entity_id: &entity_id,
         revision: 2,
@@ -135,4 +139,85 @@ pub fn employment_changed(index: u64) -> Event {
         employment: employment(index),
         employee: employee(index),
     })
+}
+
+/// One event of every type in [`EventType::ALL`] order, about employee `index`, each with its
+/// own id: for tests that must cover every writer schema (e.g. decoding by other Avro
+/// implementations).
+pub fn one_of_each_type(index: u64) -> Vec<Event> {
+    let Event::EmploymentChanged(changed) = employment_changed(index) else {
+        return Vec::new();
+    };
+    let header = |event_type: EventType| {
+        let mut header = changed.header.clone();
+        header.event_type = event_type;
+        header.event_id = derive_event_id(EventIdInput {
+            source: header.source,
+            connection_id: &header.connection_id,
+            employer_key: &header.employer_key,
+            event_type,
+            entity_id: &header.entity_id,
+            revision: header.revision,
+            content_hash: &content_hash(&index.to_be_bytes()),
+        });
+        header
+    };
+    let employee_event = |event_type| EmployeeEvent {
+        header: header(event_type),
+        employee: changed.employee.clone(),
+    };
+    let employment_event = |event_type| EmploymentEvent {
+        header: header(event_type),
+        ..changed.clone()
+    };
+    EventType::ALL
+        .iter()
+        .map(|event_type| match event_type {
+            EventType::EmployerUpserted | EventType::Unknown => {
+                Event::EmployerUpserted(EmployerUpserted {
+                    header: header(EventType::EmployerUpserted),
+                    employer: Employer {
+                        employer_key: changed.header.employer_key.clone(),
+                        source: SourceSystem::Loket,
+                        source_employer_id: "1001".to_owned(),
+                        name: "Bakkerij De Molen B.V.".to_owned(),
+                        employer_number: Some("1001".to_owned()),
+                        payroll_tax_number: Some("123456782L01".to_owned()),
+                        chamber_of_commerce_number: Some("12345678".to_owned()),
+                    },
+                })
+            }
+            EventType::EmployeeCreated => {
+                Event::EmployeeCreated(employee_event(EventType::EmployeeCreated))
+            }
+            EventType::EmployeeUpdated => {
+                Event::EmployeeUpdated(employee_event(EventType::EmployeeUpdated))
+            }
+            EventType::EmployeeRemoved => {
+                Event::EmployeeRemoved(employee_event(EventType::EmployeeRemoved))
+            }
+            EventType::EmploymentStarted => {
+                Event::EmploymentStarted(employment_event(EventType::EmploymentStarted))
+            }
+            EventType::EmploymentChanged => Event::EmploymentChanged(changed.clone()),
+            EventType::EmploymentEnded => {
+                Event::EmploymentEnded(employment_event(EventType::EmploymentEnded))
+            }
+            EventType::SyncCompleted => Event::SyncCompleted(SyncCompleted {
+                header: header(EventType::SyncCompleted),
+                kind: SyncKind::Full,
+                result: SyncResult::Completed,
+                started_at: instant(1_763_700_000_000),
+                counts: SyncCounts {
+                    employees_seen: 1,
+                    employments_seen: 1,
+                    events_published: 7,
+                    records_failed: 0,
+                    removals_held_back: 0,
+                },
+                watermark: Some("4711".to_owned()),
+                record_errors: Vec::new(),
+            }),
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! The schema catalogue: every `.avsc` in `schemas/`, compiled in, resolved into one
-//! self-contained writer schema per event, with its CRC-64-AVRO fingerprint.
+//! self-contained writer schema per event, with its CRC-64-AVRO fingerprint (the
+//! specification's, see [`crate::canonical`], and the legacy one older payloads carry).
 //!
 //! Released versions (`schemas/released/`) are compiled in too, so data written by an older
 //! koppel always decodes; writer schemas newer than this build come from the schemas KV bucket
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 
+use crate::canonical::{CanonicalFormError, crc64_avro, parsing_canonical_form};
 use crate::event::EventType;
 
 /// Every schema file, by path below `schemas/`. Named types first, then events.
@@ -168,11 +170,30 @@ const RELEASED_SCHEMAS: &[(&str, &str, &str)] = &[
 
 /// The CRC-64-AVRO (Rabin) fingerprint of a schema's Parsing Canonical Form, as used by Avro
 /// single-object encoding. Written little-endian after the `C3 01` marker.
+///
+/// koppel writes the fingerprint the Avro specification defines ([`Fingerprint::of_json`]),
+/// which the Java reference implementation, fastavro and every other standard reader compute
+/// too. Releases up to v1 wrote apache-avro 0.22's fingerprint instead
+/// ([`Fingerprint::legacy_of`]), whose canonical form keeps logical types' traces; payloads
+/// carrying it stay in streams, so every writer schema is known under both, in the catalogue
+/// and in the schemas bucket.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub u64);
 
 impl Fingerprint {
-    pub fn of(schema: &Schema) -> Self {
+    /// The specification's fingerprint of a schema given as JSON: CRC-64-AVRO of its Parsing
+    /// Canonical Form.
+    pub fn of_json(schema_json: &str) -> Result<Self, CanonicalFormError> {
+        let canonical = parsing_canonical_form(schema_json)?;
+        Ok(Fingerprint(crc64_avro(canonical.as_bytes())))
+    }
+
+    /// The fingerprint apache-avro 0.22 computes (`Schema::fingerprint::<Rabin>`), which koppel
+    /// wrote into payloads up to release v1. Only for finding the writer schema of those
+    /// payloads: it is not the specification's fingerprint of any schema with a logical type.
+    /// The golden payloads of `testdata/payloads/v1` fail their test if an apache-avro upgrade
+    /// changes it; pin the v1 values then.
+    pub fn legacy_of(schema: &Schema) -> Self {
         let bytes = schema.fingerprint::<Rabin>().bytes;
         let mut buffer = [0u8; 8];
         for (slot, byte) in buffer.iter_mut().zip(bytes) {
@@ -226,7 +247,11 @@ pub struct EventSchema {
     /// The full schema as JSON, named types inlined, docs and logical types kept: what the
     /// schemas bucket stores and what an Avro container file embeds.
     pub json: String,
+    /// The specification's fingerprint: what this build writes and registers.
     pub fingerprint: Fingerprint,
+    /// apache-avro 0.22's fingerprint of the same schema, which payloads of release v1 and
+    /// earlier carry. Equal to `fingerprint` for a schema without logical types.
+    pub legacy_fingerprint: Fingerprint,
 }
 
 impl EventSchema {
@@ -241,13 +266,29 @@ impl EventSchema {
             .map(|name| name.name().to_owned())
             .unwrap_or_default();
         let event_type = EventType::from_schema_name(&name).unwrap_or(EventType::Unknown);
-        let fingerprint = Fingerprint::of(&schema);
+        let fingerprint = Fingerprint::of_json(json).map_err(|error| SchemaError::Parse {
+            path: "writer schema".to_owned(),
+            reason: error.to_string(),
+        })?;
         Ok(EventSchema {
             event_type,
+            legacy_fingerprint: Fingerprint::legacy_of(&schema),
             schema,
             json: json.to_owned(),
             fingerprint,
         })
+    }
+
+    /// The keys a payload of this schema may carry: the specification's fingerprint, and the
+    /// legacy one when it differs.
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        std::iter::once(self.fingerprint)
+            .chain((self.legacy_fingerprint != self.fingerprint).then_some(self.legacy_fingerprint))
+    }
+
+    /// Whether a payload carrying `fingerprint` was written with this schema.
+    pub fn has_fingerprint(&self, fingerprint: Fingerprint) -> bool {
+        self.fingerprint == fingerprint || self.legacy_fingerprint == fingerprint
     }
 }
 
@@ -284,9 +325,11 @@ impl SchemaCatalog {
         self.current.iter().chain(self.released.iter())
     }
 
+    /// The writer schema of a payload carrying `fingerprint`, by the specification's or by the
+    /// legacy fingerprint.
     pub fn by_fingerprint(&self, fingerprint: Fingerprint) -> Option<&EventSchema> {
         self.known_writer_schemas()
-            .find(|schema| schema.fingerprint == fingerprint)
+            .find(|schema| schema.has_fingerprint(fingerprint))
     }
 }
 
@@ -335,9 +378,13 @@ fn build_catalog() -> Result<SchemaCatalog, SchemaError> {
             path: format!("events/{name}.avsc"),
             reason: error.to_string(),
         })?;
-        let fingerprint = Fingerprint::of(&schema);
+        let fingerprint = Fingerprint::of_json(&json).map_err(|error| SchemaError::Parse {
+            path: format!("events/{name}.avsc"),
+            reason: error.to_string(),
+        })?;
         current.push(EventSchema {
             event_type,
+            legacy_fingerprint: Fingerprint::legacy_of(&schema),
             schema,
             json,
             fingerprint,

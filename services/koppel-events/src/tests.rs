@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use crate::avro_value::{self, DecimalShape, FACTOR_DECIMAL, HOURS_DECIMAL, MONEY_DECIMAL};
 use crate::codec::{
-    DecodeError, EncodeError, SINGLE_OBJECT_MARKER, WriterSchemas, decode, decode_with, encode,
-    fingerprint_of,
+    DecodeError, EncodeError, SINGLE_OBJECT_HEADER_LENGTH, SINGLE_OBJECT_MARKER, WriterSchemas,
+    decode, decode_with, encode, fingerprint_of,
 };
 use crate::event::*;
 use crate::model::*;
@@ -488,4 +488,106 @@ fn every_event_fits_the_union_schema_of_container_files() {
     let bytes = writer.into_inner().unwrap();
     let reader = apache_avro::Reader::new(&bytes[..]).unwrap();
     assert_eq!(reader.count(), every_event().len());
+}
+
+/// Payloads written by earlier releases, one file per event type under
+/// `testdata/payloads/<release>/`, must keep decoding to the events that wrote them. The v1
+/// files were written by the last release whose header carried apache-avro 0.22's fingerprints,
+/// so this test also proves the reader accepts those. Set KOPPEL_BLESS_PAYLOADS=<release> to
+/// write the files of a new release; files of released versions are never rewritten.
+#[test]
+fn payloads_written_by_earlier_releases_still_decode() {
+    let payload_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/payloads");
+    if let Ok(release) = std::env::var("KOPPEL_BLESS_PAYLOADS") {
+        let dir = payload_dir.join(release);
+        std::fs::create_dir_all(&dir).unwrap();
+        for event in every_event() {
+            let name = event.event_type().schema_name();
+            std::fs::write(dir.join(format!("{name}.bin")), encode(&event).unwrap()).unwrap();
+        }
+    }
+    let mut releases: Vec<_> = std::fs::read_dir(&payload_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    releases.sort();
+    assert!(
+        !releases.is_empty(),
+        "no golden payloads under {payload_dir:?}"
+    );
+    for release in releases {
+        for event in every_event() {
+            let name = event.event_type().schema_name();
+            let path = release.join(format!("{name}.bin"));
+            let payload = std::fs::read(&path).unwrap_or_else(|error| panic!("{path:?}: {error}"));
+            assert_eq!(
+                decode(&payload).unwrap_or_else(|error| panic!("{path:?}: {error}")),
+                event,
+                "{path:?}"
+            );
+        }
+    }
+}
+
+/// The specification's fingerprints of the v1 schemas, as fastavro 1.13.1 computes them
+/// (`fingerprint(to_parsing_canonical_form(parse_schema(schema)), "CRC-64-AVRO")`, which prints
+/// the little-endian bytes as koppel's keys do). The interop tests check the same against
+/// fastavro and Java at run time; this table keeps the check in every `cargo test`.
+#[test]
+fn fingerprints_are_the_specifications_as_fastavro_computes_them() {
+    let expected = [
+        ("EmployeeCreated", "4a9c16a0051c10b1"),
+        ("EmployeeRemoved", "97aa26df6af10a1e"),
+        ("EmployeeUpdated", "f5dc45320269af3a"),
+        ("EmployerUpserted", "dbd63cc2def31704"),
+        ("EmploymentChanged", "cecc44c1703a7968"),
+        ("EmploymentEnded", "b3883381422712e6"),
+        ("EmploymentStarted", "d51ef9702f0531bb"),
+        ("SyncCompleted", "418d9e451aa32c1a"),
+    ];
+    let released = crate::schema::released_schema_sources();
+    for (name, hex) in expected {
+        let (_, _, json) = released
+            .iter()
+            .find(|(release, schema_name, _)| *release == "v1" && *schema_name == name)
+            .unwrap();
+        let schema = EventSchema::parse(json).unwrap();
+        assert_eq!(schema.fingerprint.to_hex(), hex, "{name}");
+        // Every v1 schema has a logical type, so apache-avro 0.22's fingerprint differs.
+        assert_ne!(schema.legacy_fingerprint, schema.fingerprint, "{name}");
+        // The catalogue finds the schema by either.
+        let catalog = catalog().unwrap();
+        for fingerprint in [schema.fingerprint, schema.legacy_fingerprint] {
+            assert_eq!(
+                catalog
+                    .by_fingerprint(fingerprint)
+                    .map(|found| found.event_type.schema_name()),
+                Some(name)
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_v1_payloads_carry_the_legacy_fingerprint_and_new_payloads_the_specifications() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/payloads/v1");
+    for event in every_event() {
+        let name = event.event_type().schema_name();
+        let old = std::fs::read(dir.join(format!("{name}.bin"))).unwrap();
+        let schema = catalog()
+            .unwrap()
+            .by_fingerprint(fingerprint_of(&old).unwrap())
+            .unwrap();
+        assert_eq!(
+            fingerprint_of(&old).unwrap(),
+            schema.legacy_fingerprint,
+            "{name}"
+        );
+        let new = encode(&event).unwrap();
+        assert_eq!(fingerprint_of(&new).unwrap(), schema.fingerprint, "{name}");
+        assert_eq!(
+            old[SINGLE_OBJECT_HEADER_LENGTH..],
+            new[SINGLE_OBJECT_HEADER_LENGTH..]
+        );
+    }
 }

@@ -214,6 +214,7 @@ impl RunHeader<'_> {
         let event_id = derive_event_id(EventIdInput {
             source: self.source,
             connection_id: self.connection_id,
+            employer_key: self.employer_key,
             event_type,
             entity_id,
             revision,

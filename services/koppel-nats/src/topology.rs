@@ -8,7 +8,7 @@ use koppel_events::subject::{
     LEASES_BUCKET, REGISTRY_BUCKET, SCHEMAS_BUCKET, SNAPSHOTS_BUCKET, TOKENS_BUCKET,
     WATERMARKS_BUCKET,
 };
-use koppel_events::{Names, catalog};
+use koppel_events::{EventSchema, Names, catalog};
 use serde::Deserialize;
 
 /// Retention and replication. Part of the `[nats]`-adjacent `[topology]` config section.
@@ -161,24 +161,26 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Puts every writer schema of this build in the schemas bucket under its fingerprint, so a
-    /// reader in any language, or an older koppel, can resolve payloads written by this build.
+    /// Puts every writer schema of this build in the schemas bucket under its fingerprints, so
+    /// a reader in any language, or an older koppel, can resolve payloads written by this build.
+    /// See [`schema_bucket_keys`] for the keys.
     async fn register_schemas(&self) -> Result<(), TopologyError> {
         let catalog = catalog().map_err(|error| TopologyError::Schema {
             fingerprint: "*".to_owned(),
             reason: error.to_string(),
         })?;
         for schema in catalog.known_writer_schemas() {
-            let key = schema.fingerprint.to_hex();
-            match self.schemas.create(&key, schema.json.clone().into()).await {
-                Ok(_) => {}
-                // Same fingerprint, same canonical schema: someone registered it already.
-                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                Err(error) => {
-                    return Err(TopologyError::Schema {
-                        fingerprint: key,
-                        reason: error.to_string(),
-                    });
+            for key in schema_bucket_keys(schema) {
+                match self.schemas.create(&key, schema.json.clone().into()).await {
+                    Ok(_) => {}
+                    // Same fingerprint, same canonical schema: someone registered it already.
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                    Err(error) => {
+                        return Err(TopologyError::Schema {
+                            fingerprint: key,
+                            reason: error.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -206,6 +208,17 @@ impl Topology {
                 reason: error.to_string(),
             })
     }
+}
+
+/// The keys a writer schema is registered under: the specification's fingerprint, which this
+/// build writes and standard readers compute, and the legacy apache-avro 0.22 fingerprint that
+/// payloads of release v1 and earlier carry. The legacy key stays as long as such payloads can
+/// be in the stream (see schemas/README.md, "Fingerprints before and after v2").
+pub fn schema_bucket_keys(schema: &EventSchema) -> Vec<String> {
+    schema
+        .fingerprints()
+        .map(|fingerprint| fingerprint.to_hex())
+        .collect()
 }
 
 fn days(days: u64) -> Duration {

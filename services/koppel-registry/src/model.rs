@@ -1,5 +1,11 @@
 //! The records a payroll processor onboards. Serialized as JSON into the registry bucket;
 //! secrets inside them are always [`SealedSecret`]s.
+//!
+//! These are persisted records, a boundary between koppel versions like the Avro events: none
+//! of them refuses unknown fields, so a record a newer koppel wrote with a new optional field
+//! still reads here during a rolling upgrade. A new field is optional (`#[serde(default)]`);
+//! a change older workers must not interpret raises the record version (see
+//! [`crate::store::RECORD_VERSION`] and schemas/README.md, "Registry records").
 
 use std::collections::BTreeMap;
 
@@ -10,7 +16,6 @@ use crate::sealed::SealedSecret;
 
 /// A source account: one Loket authorization or one Unit4 web-API user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Connection {
     /// koppel's id of the connection; a subject-token-safe string (`loket-acme`).
     pub id: String,
@@ -42,7 +47,7 @@ impl Connection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "source", rename_all = "lowercase")]
 pub enum ConnectionSettings {
     Loket(LoketConnectionSettings),
     Unit4(Unit4ConnectionSettings),
@@ -51,7 +56,6 @@ pub enum ConnectionSettings {
 /// Loket.nl: OAuth2 authorization code, then a refresh token that rotates on every use. The
 /// refresh token itself lives in the tokens bucket (sealed, compare-and-set), not here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LoketConnectionSettings {
     /// The OAuth server, e.g. `https://oauth.loket.nl`.
     pub oauth_base_url: String,
@@ -70,7 +74,6 @@ impl LoketConnectionSettings {
 /// Unit4 HR & Salarisgemak through Unit4 Identity Services client credentials. The Web API's
 /// paths are not public, so every path is configuration (see docs/sources/unit4.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Unit4ConnectionSettings {
     /// The IDS token endpoint, `.../identity/connect/token`.
     pub token_url: String,
@@ -85,7 +88,7 @@ pub struct Unit4ConnectionSettings {
 /// Resource paths of the Unit4 Web API, relative to `api_base_url`. `{employer}` is replaced
 /// by the source employer id. Defaults follow koppel's provisional contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Unit4Paths {
     pub employers: String,
     pub employees: String,
@@ -104,7 +107,6 @@ impl Default for Unit4Paths {
 
 /// An employer koppel extracts, and the recipients its events go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EmployerRegistration {
     /// koppel's stable key of the employer: a subject token, unique across connections.
     pub employer_key: String,
@@ -135,7 +137,6 @@ fn default_true() -> bool {
 
 /// Where events go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Recipient {
     /// A subject-token-safe name (`insurer-asr`, `hooks-acme`).
     pub name: String,
@@ -150,7 +151,7 @@ fn default_max_in_flight() -> usize {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecipientSettings {
     /// A pension insurer's salary link (docs/recipients/pension-insurer-salary-link.md).
     PensionInsurer {
@@ -165,7 +166,6 @@ pub enum RecipientSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InsurerEmployerLink {
     pub payroll_tax_number: String,
     #[serde(default)]

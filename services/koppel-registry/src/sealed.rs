@@ -165,9 +165,9 @@ impl SecretKeySource {
     }
 }
 
-/// A secret as stored in KV: nonce and ciphertext with tag, base64.
+/// A secret as stored in KV: nonce and ciphertext with tag, base64. Persisted, so it tolerates
+/// fields a newer koppel adds (a key id, say).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SealedSecret {
     pub nonce: String,
     pub ciphertext: String,

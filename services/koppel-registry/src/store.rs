@@ -1,6 +1,13 @@
 //! The registry in KV: one key per record (`connections.<id>`, `employers.<key>`,
 //! `recipients.<name>`), written with compare-and-set, and a watched in-memory snapshot that
 //! workers read so onboarding takes effect without a restart.
+//!
+//! A record that does not decode (written by a newer koppel in a form this build must not
+//! interpret, or damaged) never counts as a deletion: the snapshot keeps the last version that
+//! decoded, lists the record under [`RegistrySnapshot::problems`], and the workers report it in
+//! the metrics `koppel_registry_undecodable_records` and
+//! `koppel_registry_record_decode_failures_total`; `koppel status` shows it. Only a KV delete
+//! removes a record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,12 +50,38 @@ pub enum RegistryError {
     Watch(String),
 }
 
+/// The registry record format this build writes and reads, in the field `record_version`;
+/// a record without the field is version 1. Adding an optional field does not change it (every
+/// build ignores fields it does not know); a change older workers must not interpret does, and
+/// those workers then keep the record's last version they can read.
+///
+/// Version 1 records are written without the field: koppel releases before this one refused
+/// unknown fields and would stop reading every record written during the rolling upgrade.
+pub const RECORD_VERSION: u64 = 1;
+
+/// The JSON field that carries a record's format version.
+pub const RECORD_VERSION_FIELD: &str = "record_version";
+
+/// A registry record this build cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordProblem {
+    /// The KV revision that does not decode.
+    pub revision: u64,
+    /// Why, without the record's values (they may hold personal data).
+    pub reason: String,
+    /// Whether an older version of the record is still in use; if not, the record is absent
+    /// from the snapshot because no version of it ever decoded here.
+    pub serving_last_good: bool,
+}
+
 /// Everything registered, at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistrySnapshot {
     pub connections: BTreeMap<String, Connection>,
     pub employers: BTreeMap<String, EmployerRegistration>,
     pub recipients: BTreeMap<String, Recipient>,
+    /// Records whose newest version this build cannot read, by KV key (`recipients.<name>`).
+    pub problems: BTreeMap<String, RecordProblem>,
 }
 
 impl RegistrySnapshot {
@@ -97,9 +130,13 @@ impl Registry {
         kind: &'static str,
         id: &str,
     ) -> Result<Option<T>, RegistryError> {
-        Ok(get_json::<T>(&self.store, &key(kind, id))
-            .await?
-            .map(|versioned| versioned.value))
+        let key = key(kind, id);
+        let Some(versioned) = get_json::<serde_json::Value>(&self.store, &key).await? else {
+            return Ok(None);
+        };
+        decode_record(versioned.value)
+            .map(Some)
+            .map_err(|reason| RegistryError::Kv(KvError::Decode { key, reason }))
     }
 
     /// Creates or replaces a record, compare-and-set against what was read.
@@ -219,7 +256,8 @@ impl Registry {
             })
     }
 
-    /// Reads every record once.
+    /// Reads every record once. A record whose newest version does not decode is replayed
+    /// from the bucket's history, so the snapshot holds its last good version.
     pub async fn snapshot(&self) -> Result<RegistrySnapshot, RegistryError> {
         let mut snapshot = RegistrySnapshot::default();
         let mut keys = self
@@ -232,12 +270,42 @@ impl Registry {
             all_keys.push(key.map_err(|error| RegistryError::Watch(error.to_string()))?);
         }
         for key in all_keys {
-            let Some(value) = get_json::<serde_json::Value>(&self.store, &key).await? else {
-                continue;
-            };
-            apply_entry(&mut snapshot, &key, Some(value.value));
+            let entry = self
+                .store
+                .entry(&key)
+                .await
+                .map_err(|error| RegistryError::Watch(error.to_string()))?;
+            let Some(entry) = entry else { continue };
+            apply_change(&mut snapshot, &key, Change::of(&entry));
+            if snapshot
+                .problems
+                .get(&key)
+                .is_some_and(|problem| !problem.serving_last_good)
+            {
+                self.replay_history(&mut snapshot, &key).await?;
+            }
         }
+        report_problems(&snapshot);
         Ok(snapshot)
+    }
+
+    /// Applies every kept version of `key`, oldest first, so the snapshot ends with the newest
+    /// version that decodes (unless a delete came after it).
+    async fn replay_history(
+        &self,
+        snapshot: &mut RegistrySnapshot,
+        key: &str,
+    ) -> Result<(), RegistryError> {
+        let mut history = self
+            .store
+            .history(key)
+            .await
+            .map_err(|error| RegistryError::Watch(error.to_string()))?;
+        while let Some(entry) = history.next().await {
+            let entry = entry.map_err(|error| RegistryError::Watch(error.to_string()))?;
+            apply_change(snapshot, key, Change::of(&entry));
+        }
+        Ok(())
     }
 
     /// A snapshot kept current by watching the bucket. The returned receiver sees a new
@@ -263,13 +331,10 @@ impl Registry {
                                 continue;
                             }
                         };
-                        let value = match entry.operation {
-                            kv::Operation::Put => serde_json::from_slice::<serde_json::Value>(&entry.value).ok(),
-                            kv::Operation::Delete | kv::Operation::Purge => None,
-                        };
                         let mut next = (**sender.borrow()).clone();
-                        apply_entry(&mut next, &entry.key, value);
+                        apply_change(&mut next, &entry.key, Change::of(&entry));
                         if next != **sender.borrow() {
+                            report_problems(&next);
                             let _ = sender.send(Arc::new(next));
                         }
                     }
@@ -280,34 +345,129 @@ impl Registry {
     }
 }
 
-fn apply_entry(snapshot: &mut RegistrySnapshot, key: &str, value: Option<serde_json::Value>) {
+/// One change of one registry key, as the bucket reports it.
+#[derive(Debug, Clone, Copy)]
+enum Change<'a> {
+    Put { value: &'a [u8], revision: u64 },
+    Deleted,
+}
+
+impl<'a> Change<'a> {
+    fn of(entry: &'a kv::Entry) -> Self {
+        match entry.operation {
+            kv::Operation::Put => Change::Put {
+                value: &entry.value,
+                revision: entry.revision,
+            },
+            kv::Operation::Delete | kv::Operation::Purge => Change::Deleted,
+        }
+    }
+}
+
+/// Applies one change to the snapshot: a put that decodes replaces the record, a put that does
+/// not keeps the last good version and records the problem, a delete removes both.
+fn apply_change(snapshot: &mut RegistrySnapshot, key: &str, change: Change<'_>) {
     let Some((kind, id)) = key.split_once('.') else {
         return;
     };
-    let id = id.to_owned();
+    let outcome = match kind {
+        CONNECTIONS => update(&mut snapshot.connections, id, change),
+        EMPLOYERS => update(&mut snapshot.employers, id, change),
+        RECIPIENTS => update(&mut snapshot.recipients, id, change),
+        _ => return,
+    };
+    match outcome {
+        Ok(()) => {
+            snapshot.problems.remove(key);
+        }
+        Err(problem) => {
+            tracing::error!(
+                record = %key,
+                revision = problem.revision,
+                reason = %problem.reason,
+                serving_last_good = problem.serving_last_good,
+                "A registry record does not decode; its last good version stays in use until it is fixed or deleted."
+            );
+            metrics::counter!("koppel_registry_record_decode_failures_total", "kind" => kind_label(kind)).increment(1);
+            snapshot.problems.insert(key.to_owned(), problem);
+        }
+    }
+}
+
+fn kind_label(kind: &str) -> &'static str {
     match kind {
-        CONNECTIONS => update(&mut snapshot.connections, id, value),
-        EMPLOYERS => update(&mut snapshot.employers, id, value),
-        RECIPIENTS => update(&mut snapshot.recipients, id, value),
-        _ => {}
+        CONNECTIONS => CONNECTIONS,
+        EMPLOYERS => EMPLOYERS,
+        _ => RECIPIENTS,
     }
 }
 
 fn update<T: DeserializeOwned>(
     map: &mut BTreeMap<String, T>,
-    id: String,
-    value: Option<serde_json::Value>,
-) {
-    match value.map(serde_json::from_value::<T>) {
-        Some(Ok(record)) => {
-            map.insert(id, record);
+    id: &str,
+    change: Change<'_>,
+) -> Result<(), RecordProblem> {
+    match change {
+        Change::Deleted => {
+            map.remove(id);
+            Ok(())
         }
-        Some(Err(error)) => {
-            tracing::error!(record = %id, %error, "A registry record does not decode; it is ignored until fixed.");
-            map.remove(&id);
-        }
-        None => {
-            map.remove(&id);
+        Change::Put { value, revision } => {
+            let decoded = serde_json::from_slice::<serde_json::Value>(value)
+                .map_err(|error| describe(&error))
+                .and_then(decode_record::<T>);
+            match decoded {
+                Ok(record) => {
+                    map.insert(id.to_owned(), record);
+                    Ok(())
+                }
+                Err(reason) => Err(RecordProblem {
+                    revision,
+                    reason,
+                    serving_last_good: map.contains_key(id),
+                }),
+            }
         }
     }
 }
+
+/// Decodes one record: its version must be one this build reads, and unknown fields are
+/// ignored. The error says why without echoing the record's values.
+fn decode_record<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    let version = match value.get(RECORD_VERSION_FIELD) {
+        None => 1,
+        Some(version) => version
+            .as_u64()
+            .ok_or_else(|| format!("{RECORD_VERSION_FIELD} is not a whole number"))?,
+    };
+    if version > RECORD_VERSION {
+        return Err(format!(
+            "record version {version} is newer than {RECORD_VERSION}, the newest this build reads"
+        ));
+    }
+    serde_json::from_value(value).map_err(|error| describe(&error))
+}
+
+/// serde_json's message, unless it may quote a value (`invalid type: string "..."`); then only
+/// the kind of error and its position.
+fn describe(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if message.contains('"') {
+        format!(
+            "{:?} error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        )
+    } else {
+        message
+    }
+}
+
+/// The gauge of records this process cannot read; the counter counts each failed decode.
+fn report_problems(snapshot: &RegistrySnapshot) {
+    metrics::gauge!("koppel_registry_undecodable_records").set(snapshot.problems.len() as f64);
+}
+
+#[cfg(test)]
+mod tests;

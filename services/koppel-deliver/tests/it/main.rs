@@ -9,5 +9,6 @@ mod dead_letters;
 mod isolation;
 mod ordering_under_faults;
 mod redrive;
+mod rolling_upgrade;
 mod support;
 mod undecodable;

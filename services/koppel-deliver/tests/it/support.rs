@@ -68,6 +68,7 @@ pub(crate) fn employment_event(employer_key: &str, employee: u64, revision: i64)
     inner.header.event_id = derive_event_id(EventIdInput {
         source: inner.header.source,
         connection_id: CONNECTION,
+        employer_key,
         event_type,
         entity_id: &entity_id,
         revision,

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod consume;
+mod interop;
 mod kv;
 mod publish;
 mod read;

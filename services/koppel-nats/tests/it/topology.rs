@@ -45,13 +45,18 @@ async fn ensure_is_idempotent_and_registers_every_writer_schema() {
     let topology = ensure(&names, &TopologySettings::default()).await;
 
     for schema in catalog().unwrap().current_schemas() {
-        let stored = topology
-            .schemas
-            .get(schema.fingerprint.to_hex())
-            .await
-            .unwrap()
-            .expect("registered");
-        assert_eq!(stored, schema.json.as_bytes());
+        // Under the specification's fingerprint, and under the legacy one that payloads of
+        // release v1 carry, so readers of old stream data still find it.
+        assert_ne!(schema.fingerprint, schema.legacy_fingerprint);
+        for fingerprint in [schema.fingerprint, schema.legacy_fingerprint] {
+            let stored = topology
+                .schemas
+                .get(fingerprint.to_hex())
+                .await
+                .unwrap()
+                .expect("registered");
+            assert_eq!(stored, schema.json.as_bytes());
+        }
     }
 }
 

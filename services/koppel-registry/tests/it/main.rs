@@ -123,9 +123,8 @@ async fn records_round_trip_and_references_are_checked() {
     );
 }
 
-#[tokio::test]
-async fn watchers_see_changes_without_a_restart() {
-    let topology = topology().await;
+/// A registry with the Loket connection and the insurer recipient registered.
+async fn with_connection_and_insurer(topology: &koppel_nats::Topology) -> Registry {
     let registry = Registry::new(topology.registry.clone());
     let key = key();
     registry
@@ -133,6 +132,13 @@ async fn watchers_see_changes_without_a_restart() {
         .await
         .unwrap();
     registry.put_recipient(&insurer(&key)).await.unwrap();
+    registry
+}
+
+#[tokio::test]
+async fn watchers_see_changes_without_a_restart() {
+    let topology = topology().await;
+    let registry = with_connection_and_insurer(&topology).await;
     let mut watcher = registry.watch().await.unwrap();
     assert!(watcher.borrow().employers.is_empty());
 
@@ -193,4 +199,105 @@ async fn stored_secrets_are_unreadable_without_the_key() {
             .unwrap_err(),
         SealError::Open
     );
+}
+
+/// Rolling upgrade: a newer koppel rewrites the recipient and employer with fields this build
+/// does not know (and, for the recipient, a record that later fails to decode here). Today's
+/// workers keep both, live and after a restart, so delivery for them continues.
+#[tokio::test]
+async fn records_written_by_a_newer_koppel_keep_their_recipient_and_employer() {
+    let topology = topology().await;
+    let registry = with_connection_and_insurer(&topology).await;
+    registry
+        .put_employer(&employer(vec!["insurer".to_owned()]))
+        .await
+        .unwrap();
+    let mut watcher = registry.watch().await.unwrap();
+    let before = watcher.borrow().clone();
+
+    // A newer koppel writes both records with new optional fields, at every level.
+    let raw = |key: &str| {
+        let store = topology.registry.clone();
+        let key = key.to_owned();
+        async move {
+            let entry = store.entry(&key).await.unwrap().unwrap();
+            serde_json::from_slice::<serde_json::Value>(&entry.value).unwrap()
+        }
+    };
+    let mut employer_json = raw("employers.loket-acme-1").await;
+    employer_json["record_version"] = serde_json::json!(1);
+    employer_json["delivery_calendar"] = serde_json::json!({"skip_weekends": true});
+    let mut recipient_json = raw("recipients.insurer").await;
+    recipient_json["rate_limit_per_second"] = serde_json::json!(20);
+    recipient_json["settings"]["employer_links"]["loket-acme-1"]["portal"] =
+        serde_json::json!("werkgeversportaal");
+    recipient_json["settings"]["api_token"]["key_id"] = serde_json::json!("2026-12");
+    for (key, json) in [
+        ("employers.loket-acme-1", &employer_json),
+        ("recipients.insurer", &recipient_json),
+    ] {
+        topology
+            .registry
+            .put(key, serde_json::to_vec(json).unwrap().into())
+            .await
+            .unwrap();
+    }
+    // Then a recipient record this build cannot read at all: a newer record version.
+    let mut too_new = recipient_json.clone();
+    too_new["record_version"] = serde_json::json!(2);
+    topology
+        .registry
+        .put(
+            "recipients.insurer",
+            serde_json::to_vec(&too_new).unwrap().into(),
+        )
+        .await
+        .unwrap();
+
+    // The watcher processes changes in order: once it reports the too-new record, it has
+    // applied the two before it.
+    let live = watcher
+        .wait_for(|snapshot| snapshot.problems.contains_key("recipients.insurer"))
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        live.employers, before.employers,
+        "the employer reads as before"
+    );
+    assert_eq!(
+        live.recipients, before.recipients,
+        "the recipient keeps its last good version"
+    );
+    assert_eq!(live.employers_of_recipient("insurer"), vec!["loket-acme-1"]);
+    let problem = &live.problems["recipients.insurer"];
+    assert!(problem.serving_last_good);
+    assert!(
+        problem.reason.contains("record version 2"),
+        "{}",
+        problem.reason
+    );
+
+    // A worker that starts now finds the last good version in the bucket's history.
+    let restarted = registry.snapshot().await.unwrap();
+    assert_eq!(restarted.employers, before.employers);
+    assert_eq!(restarted.recipients, before.recipients);
+    assert!(restarted.problems["recipients.insurer"].serving_last_good);
+    assert!(matches!(
+        registry.recipient("insurer").await,
+        Err(RegistryError::Kv(koppel_nats::kv::KvError::Decode { .. }))
+    ));
+
+    // A delete is still a delete.
+    topology
+        .registry
+        .delete("recipients.insurer")
+        .await
+        .unwrap();
+    let deleted = watcher
+        .wait_for(|snapshot| !snapshot.recipients.contains_key("insurer"))
+        .await
+        .unwrap()
+        .clone();
+    assert!(deleted.problems.is_empty());
 }

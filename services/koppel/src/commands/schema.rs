@@ -1,4 +1,8 @@
 //! `koppel schema list|show`: the writer schemas, for data teams decoding events elsewhere.
+//!
+//! The fingerprint is the Avro specification's, what every standard reader computes. The
+//! legacy column is the key payloads written by release v1 and earlier carry (apache-avro
+//! 0.22's fingerprint); `show` accepts either.
 
 use anyhow::{Context as _, bail};
 use koppel_events::{EventType, Fingerprint, catalog};
@@ -11,6 +15,7 @@ use crate::output::Output;
 struct SchemaRow {
     event_type: &'static str,
     fingerprint: String,
+    legacy_fingerprint: String,
 }
 
 pub fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
@@ -23,13 +28,24 @@ pub fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
                 .map(|schema| SchemaRow {
                     event_type: schema.event_type.schema_name(),
                     fingerprint: schema.fingerprint.to_hex(),
+                    legacy_fingerprint: schema.legacy_fingerprint.to_hex(),
                 })
                 .collect();
             let rows: Vec<Vec<String>> = records
                 .iter()
-                .map(|row| vec![row.event_type.to_owned(), row.fingerprint.clone()])
+                .map(|row| {
+                    vec![
+                        row.event_type.to_owned(),
+                        row.fingerprint.clone(),
+                        row.legacy_fingerprint.clone(),
+                    ]
+                })
                 .collect();
-            output.table(&["EVENT TYPE", "FINGERPRINT"], &rows, &records);
+            output.table(
+                &["EVENT TYPE", "FINGERPRINT", "LEGACY FINGERPRINT (V1)"],
+                &rows,
+                &records,
+            );
             Ok(())
         }
         SchemaCommand::Show { name } => {

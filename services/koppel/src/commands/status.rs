@@ -1,5 +1,6 @@
 //! `koppel status`: per employer, the last sync and its result (held-back runs stand out); per
-//! recipient, how far delivery lags behind and how many dead letters wait.
+//! recipient, how far delivery lags behind and how many dead letters wait; and registry records
+//! this build cannot read.
 
 use koppel_deliver::dlq::{self, DlqSelection};
 use koppel_events::{EntityType, Event, SyncResult};
@@ -29,10 +30,21 @@ struct RecipientStatus {
     dead_letters: usize,
 }
 
+/// A registry record this build cannot read (see koppel-registry's store): workers keep its
+/// last good version, so it needs fixing, not panic.
+#[derive(Debug, Serialize)]
+struct RegistryProblemStatus {
+    key: String,
+    revision: u64,
+    serving_last_good: bool,
+    reason: String,
+}
+
 #[derive(Debug, Serialize)]
 struct Status {
     employers: Vec<EmployerStatus>,
     recipients: Vec<RecipientStatus>,
+    registry_problems: Vec<RegistryProblemStatus>,
 }
 
 pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
@@ -108,9 +120,20 @@ pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
             dead_letters,
         });
     }
+    let registry_problems = snapshot
+        .problems
+        .iter()
+        .map(|(key, problem)| RegistryProblemStatus {
+            key: key.clone(),
+            revision: problem.revision,
+            serving_last_good: problem.serving_last_good,
+            reason: problem.reason.clone(),
+        })
+        .collect();
     let status = Status {
         employers,
         recipients,
+        registry_problems,
     };
     if output.is_json() {
         output.json(&status);
@@ -173,5 +196,29 @@ pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
         &rows,
         &status.recipients,
     );
+    if !status.registry_problems.is_empty() {
+        output.text("");
+        let rows: Vec<Vec<String>> = status
+            .registry_problems
+            .iter()
+            .map(|problem| {
+                vec![
+                    problem.key.clone(),
+                    problem.revision.to_string(),
+                    if problem.serving_last_good {
+                        "last good version".to_owned()
+                    } else {
+                        "none".to_owned()
+                    },
+                    problem.reason.clone(),
+                ]
+            })
+            .collect();
+        output.table(
+            &["UNREADABLE REGISTRY RECORD", "REVISION", "IN USE", "REASON"],
+            &rows,
+            &status.registry_problems,
+        );
+    }
     Ok(())
 }
