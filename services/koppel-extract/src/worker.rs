@@ -237,7 +237,7 @@ impl Extractor {
         self
     }
 
-    /// Connects to NATS, ensures the topology and loads the secret key, per `config`.
+    /// Connects to NATS, opens the topology (set up beforehand) and loads the secret key, per `config`.
     pub async fn from_config(config: &ExtractorConfig) -> anyhow::Result<Self> {
         let names = match &config.namespace {
             Some(namespace) => Names::namespaced(namespace)?,
@@ -245,7 +245,7 @@ impl Extractor {
         };
         let client = koppel_nats::connect(&config.nats).await?;
         let jetstream = async_nats::jetstream::new(client);
-        let topology = Topology::ensure(jetstream, names, &config.topology).await?;
+        let topology = Topology::open(jetstream, names).await?;
         let key = config.secret_key.load()?;
         let http = config.http.client()?;
         Ok(Extractor::new(

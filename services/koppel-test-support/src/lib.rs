@@ -168,11 +168,19 @@ pub async fn connect() -> async_nats::Client {
     }
 }
 
-/// A fresh, isolated koppel topology (streams, buckets, schemas) on the shared server.
+/// A fresh, isolated koppel topology (streams, buckets, schemas) on the shared server, set up as
+/// `koppel setup` does. Without size limits: JetStream reserves each limit on the server, and
+/// every test of the binary sets up its own installation there.
 pub async fn topology() -> Topology {
     let client = connect().await;
     let jetstream = async_nats::jetstream::new(client);
-    match Topology::ensure(jetstream, unique_names(), &TopologySettings::default()).await {
+    match Topology::setup(
+        jetstream,
+        unique_names(),
+        &TopologySettings::without_size_limits(),
+    )
+    .await
+    {
         Ok(topology) => topology,
         Err(error) => panic!("cannot create the test topology: {error}"),
     }

@@ -35,6 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Creates or updates the streams and buckets from [topology] in the config (replicas,
+    /// size and age limits) and registers the writer schemas. Needs the operator's NATS user;
+    /// run it before the workers start and after every upgrade.
+    Setup,
     /// Runs the extractor: polls every enabled employer of every connection and publishes
     /// change events. Config: --config extractor.toml.
     Extractor(WorkerArgs),

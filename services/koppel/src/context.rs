@@ -69,9 +69,10 @@ impl Context {
             .await
             .context("cannot connect to NATS")?;
         let jetstream = async_nats::jetstream::new(client);
-        let topology = Topology::ensure(jetstream, config.names()?, &config.topology)
+        // Only checks: streams and buckets are `koppel setup`'s to create or change.
+        let topology = Topology::open(jetstream, config.names()?)
             .await
-            .context("cannot set up streams and buckets")?;
+            .context("cannot open streams and buckets")?;
         let registry = Registry::new(topology.registry.clone());
         Ok(Context { topology, registry })
     }

@@ -24,10 +24,10 @@ impl Installation {
     pub(crate) async fn new() -> Self {
         let names = unique_names();
         let namespace = names.namespace().unwrap().to_owned();
-        let topology = Topology::ensure(
+        let topology = Topology::setup(
             async_nats::jetstream::new(connect().await),
             names,
-            &TopologySettings::default(),
+            &TopologySettings::without_size_limits(),
         )
         .await
         .unwrap();

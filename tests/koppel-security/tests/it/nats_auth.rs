@@ -78,7 +78,7 @@ fn settings(url: String) -> NatsSettings {
 /// Connects and sets up a namespaced topology: JetStream works for this identity.
 async fn connect_and_ensure_topology(settings: &NatsSettings) {
     let client = koppel_nats::connect(settings).await.unwrap();
-    Topology::ensure(
+    Topology::setup(
         async_nats::jetstream::new(client),
         koppel_test_support::unique_names(),
         &TopologySettings::default(),
