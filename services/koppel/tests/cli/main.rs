@@ -6,6 +6,7 @@
 
 mod dlq;
 mod replay;
+mod setup;
 mod sync;
 
 use std::process::{Command, Output};

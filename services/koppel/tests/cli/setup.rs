@@ -1,0 +1,108 @@
+//! `koppel setup` apart from runtime: setup applies the `[topology]` limits; a command run later
+//! with the default config (one replica, default limits) leaves them as they are; and commands
+//! and workers started before setup fail with a message that names `koppel setup`.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use koppel_test_support::{connect, nats_server, unique_names};
+
+use super::{stderr, stdout};
+
+/// `koppel` against the shared server in `namespace`, with `extra` environment variables and no
+/// config file: every setting not given is the default.
+fn koppel(namespace: &str, extra: &[(&str, &str)], arguments: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_koppel"));
+    command
+        .args(arguments)
+        .env("KOPPEL_NATS_URL", &nats_server().url)
+        .env("KOPPEL_NAMESPACE", namespace)
+        .env(
+            "KOPPEL_SECRET_KEY",
+            koppel_registry::SecretKey::generate_base64().unwrap(),
+        )
+        .env_remove("KOPPEL_CONFIG");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+const PRODUCTION_LIKE: [(&str, &str); 6] = [
+    ("KOPPEL_TOPOLOGY__EVENTS_MAX_AGE_DAYS", "7"),
+    ("KOPPEL_TOPOLOGY__EVENTS_MAX_MEGABYTES", "32"),
+    ("KOPPEL_TOPOLOGY__DLQ_MAX_AGE_DAYS", "3"),
+    ("KOPPEL_TOPOLOGY__DLQ_MAX_MEGABYTES", "8"),
+    ("KOPPEL_TOPOLOGY__SNAPSHOTS_MAX_MEGABYTES", "8"),
+    ("KOPPEL_TOPOLOGY__BUCKET_MAX_MEGABYTES", "2"),
+];
+
+#[tokio::test]
+async fn commands_run_after_setup_with_the_default_config_leave_the_streams_as_setup_made_them() {
+    let names = unique_names();
+    let namespace = names.namespace().unwrap();
+
+    let setup = koppel(namespace, &PRODUCTION_LIKE, &["--output", "json", "setup"]);
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let rows: serde_json::Value = serde_json::from_str(stdout(&setup).trim()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 8, "{rows}");
+    assert_eq!(rows[0]["stream"], names.events_stream());
+    assert_eq!(rows[0]["max_age_days"], 7);
+    assert_eq!(rows[0]["max_megabytes"], 32);
+
+    // The default config: replicas 1, events kept 400 days in 1 GiB. Before setup was apart,
+    // each of these rewrote the streams to it.
+    for arguments in [
+        &["status"][..],
+        &["employer", "list"],
+        &["tail", "--from-start", "--no-follow"],
+    ] {
+        let output = koppel(namespace, &[], arguments);
+        assert!(output.status.success(), "{arguments:?}: {}", stderr(&output));
+    }
+
+    let jetstream = async_nats::jetstream::new(connect().await);
+    let mut events = jetstream.get_stream(names.events_stream()).await.unwrap();
+    let config = events.info().await.unwrap().config.clone();
+    assert_eq!(config.max_age, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.max_bytes, 32 * 1024 * 1024);
+    let mut dlq = jetstream.get_stream(names.dlq_stream()).await.unwrap();
+    let config = dlq.info().await.unwrap().config.clone();
+    assert_eq!(config.max_age, Duration::from_secs(3 * 86_400));
+    let registry = jetstream
+        .get_key_value(names.bucket(koppel_events::subject::REGISTRY_BUCKET))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.status().await.unwrap().info.config.max_bytes,
+        2 * 1024 * 1024
+    );
+}
+
+#[tokio::test]
+async fn commands_and_workers_before_setup_fail_naming_koppel_setup() {
+    let names = unique_names();
+    let namespace = names.namespace().unwrap();
+
+    for arguments in [
+        &["employer", "list"][..],
+        &["status"],
+        &["extractor", "--ops-listen", "127.0.0.1:0"],
+        &["deliverer", "--ops-listen", "127.0.0.1:0"],
+    ] {
+        let output = koppel(namespace, &[], arguments);
+        assert_eq!(output.status.code(), Some(1), "{arguments:?}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!(
+                "stream {} does not exist: run `koppel setup`",
+                names.events_stream()
+            )),
+            "{arguments:?}: {message}"
+        );
+    }
+
+    // Nothing was created on the way.
+    let jetstream = async_nats::jetstream::new(connect().await);
+    assert!(jetstream.get_stream(names.events_stream()).await.is_err());
+}
