@@ -189,11 +189,11 @@ impl Topology {
         })
     }
 
-    /// Whether NATS answers for this installation: the registry bucket's stream info. Readiness
-    /// probes call it.
-    pub async fn probe(&self) -> Result<(), TopologyError> {
-        let stream_name = format!("KV_{}", self.names.bucket(REGISTRY_BUCKET));
-        look_up_stream(&self.jetstream, "KV bucket", &stream_name)
+    /// Whether NATS answers and this installation's registry bucket is there: one stream info.
+    /// Workers' readiness probes call it.
+    pub async fn probe(jetstream: &jetstream::Context, names: &Names) -> Result<(), TopologyError> {
+        let stream_name = format!("KV_{}", names.bucket(REGISTRY_BUCKET));
+        look_up_stream(jetstream, "KV bucket", &stream_name)
             .await
             .map(|_| ())
     }

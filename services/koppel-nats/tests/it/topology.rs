@@ -183,7 +183,7 @@ async fn open_leaves_the_configuration_setup_made_unchanged() {
     assert_eq!(after.max_age, Duration::from_secs(7 * 86_400));
     assert_eq!(after.duplicate_window, before.duplicate_window);
     assert_eq!(after.max_bytes, before.max_bytes);
-    opened.probe().await.unwrap();
+    Topology::probe(&opened.jetstream, &names).await.unwrap();
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dlq;
+mod readiness;
 mod replay;
 mod setup;
 mod sync;

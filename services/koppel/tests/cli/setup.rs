@@ -58,7 +58,11 @@ async fn commands_run_after_setup_with_the_default_config_leave_the_streams_as_s
         &["tail", "--from-start", "--no-follow"],
     ] {
         let output = koppel(namespace, &[], arguments);
-        assert!(output.status.success(), "{arguments:?}: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "{arguments:?}: {}",
+            stderr(&output)
+        );
     }
 
     let jetstream = async_nats::jetstream::new(connect().await);
@@ -91,7 +95,12 @@ async fn commands_and_workers_before_setup_fail_naming_koppel_setup() {
         &["deliverer", "--ops-listen", "127.0.0.1:0"],
     ] {
         let output = koppel(namespace, &[], arguments);
-        assert_eq!(output.status.code(), Some(1), "{arguments:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{arguments:?}: {}",
+            stderr(&output)
+        );
         let message = stderr(&output);
         assert!(
             message.contains(&format!(
