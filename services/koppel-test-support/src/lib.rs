@@ -9,6 +9,7 @@
 //! `KOPPEL_NATS_URL` skips the container and uses a server that is already running.
 
 pub mod cluster;
+pub mod configured;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -11,6 +11,7 @@
 
 mod consume;
 mod kv;
+mod permissions;
 mod publish;
 mod read;
 mod topology;
