@@ -176,7 +176,8 @@ mod tests {
     fn the_example_configs_load_into_the_real_config_types() {
         let extractor: koppel_extract::ExtractorConfig =
             load_config_from(Some(&example("extractor.toml")), Vec::new()).unwrap();
-        assert_eq!(extractor.topology.replicas, 3);
+        assert_eq!(extractor.nats.user.as_deref(), Some("koppel-extractor"));
+        assert!(extractor.nats.require_tls);
         let deliverer: koppel_deliver::DelivererConfig =
             load_config_from(Some(&example("deliverer.toml")), Vec::new()).unwrap();
         assert_eq!(deliverer.retry.max_attempts, 300);
@@ -186,5 +187,7 @@ mod tests {
         let cluster: crate::context::CliConfig =
             load_config_from(Some(&example("koppel-cluster.toml")), Vec::new()).unwrap();
         assert_eq!(cluster.topology.replicas, 3);
+        assert_eq!(cluster.topology.events_max_megabytes, 4096);
+        assert_eq!(cluster.nats.user.as_deref(), Some("koppel-operator"));
     }
 }
