@@ -21,6 +21,14 @@ pub struct ConfiguredNats {
     port: u16,
 }
 
+impl std::fmt::Debug for ConfiguredNats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfiguredNats")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConfiguredNats {
     /// Starts the image of `KOPPEL_NATS_IMAGE` with `config` at [`CONFIG_PATH`], each of
     /// `files` (container path, bytes) copied in, and `environment` set. Panics when it cannot:

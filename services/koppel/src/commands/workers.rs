@@ -103,7 +103,11 @@ where
 {
     let mut config: Config = koppel_runtime::load_config(cli.config.as_deref())
         .with_context(|| format!("cannot load the {what} configuration"))?;
-    overrides(&mut config, cli.nats_url.clone(), cli.namespace.clone());
+    overrides(
+        &mut config,
+        crate::context::nats_url(cli)?,
+        cli.namespace.clone(),
+    );
     let (nats, namespace) = dependencies(&config);
     let names = match namespace {
         Some(namespace) => Names::namespaced(&namespace).context("invalid namespace")?,

@@ -7,6 +7,7 @@
 mod dlq;
 mod readiness;
 mod replay;
+mod secrets_on_argv;
 mod setup;
 mod sync;
 
