@@ -171,7 +171,21 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
     assert!(!format!("{loaded:?}").contains(&digits), "Debug shows it");
     connect_and_ensure_topology(&loaded.nats).await;
 
-    // And the real command, with the same file and variable.
+    // And the real command, with the same file and variable, once `koppel setup` has made the
+    // namespace's streams (commands only check for them).
+    let mut setup = koppel_command(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--namespace",
+            "authcli",
+            "setup",
+        ],
+        "warn",
+    );
+    setup.env("KOPPEL_NATS__PASSWORD", &digits);
+    let set_up = run_koppel("koppel setup", setup).await;
+    assert!(set_up.success, "{}", set_up.stderr);
     let run = |password: &str| {
         let mut command = koppel_command(
             &[
