@@ -223,8 +223,9 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         refused_cli.stderr
     );
 
-    // Credentials in the URL, as NATS tools accept them: they work, and neither an error, nor
-    // the command's output, nor any debug log line shows the password.
+    // Credentials in the URL, as NATS tools accept them, from KOPPEL_NATS_URL (on the command
+    // line they are refused): they work, and neither an error, nor the command's output, nor
+    // any debug log line shows the password.
     let with_credentials =
         |password: &str| format!("nats://koppel:{password}@localhost:{}", nats.port);
     connect_and_ensure_topology(&settings(with_credentials(&password))).await;
@@ -237,18 +238,21 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         error.to_string().contains("authorization violation"),
         "{error}"
     );
+    let client = koppel_nats::connect(&settings(with_credentials(&password)))
+        .await
+        .unwrap();
+    Topology::setup(
+        async_nats::jetstream::new(client),
+        koppel_events::Names::namespaced("authurl").unwrap(),
+        &TopologySettings::without_size_limits(),
+    )
+    .await
+    .unwrap();
     for url_password in [&password, &wrong_password] {
-        let mut command = koppel_command(
-            &[
-                "--nats-url",
-                &with_credentials(url_password),
-                "--namespace",
-                "authurl",
-                "status",
-            ],
-            "debug",
-        );
-        command.env("NO_COLOR", "1");
+        let mut command = koppel_command(&["--namespace", "authurl", "status"], "debug");
+        command
+            .env("NO_COLOR", "1")
+            .env("KOPPEL_NATS_URL", with_credentials(url_password));
         let captured = run_koppel("koppel status (credentials in the URL)", command).await;
         assert_eq!(
             captured.success,
