@@ -1,6 +1,7 @@
 //! `koppel setup` apart from runtime: setup applies the `[topology]` limits; a command run later
 //! with the default config (one replica, default limits) leaves them as they are; and commands
-//! and workers started before setup fail with a message that names `koppel setup`.
+//! and workers started before setup fail with a message that names `koppel setup`; on a
+//! 3-node cluster, R3 streams stay R3.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -114,4 +115,59 @@ async fn commands_and_workers_before_setup_fail_naming_koppel_setup() {
     // Nothing was created on the way.
     let jetstream = async_nats::jetstream::new(connect().await);
     assert!(jetstream.get_stream(names.events_stream()).await.is_err());
+}
+
+/// The audit's finding, on a real 3-node cluster: before setup was apart, a command run with
+/// the default config (`replicas = 1`) rewrote R3 streams and buckets to R1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_the_default_one_replica_leaves_r3_streams_and_buckets_at_r3() {
+    let cluster = koppel_test_support::cluster::NatsCluster::start()
+        .await
+        .unwrap();
+    let names = unique_names();
+    let namespace = names.namespace().unwrap();
+    let run = |extra: &[(&str, &str)], arguments: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_koppel"));
+        command
+            .args(arguments)
+            .env("KOPPEL_NATS_URL", cluster.url())
+            .env("KOPPEL_NAMESPACE", namespace)
+            .env_remove("KOPPEL_CONFIG");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+
+    let setup = run(&[("KOPPEL_TOPOLOGY__REPLICAS", "3")], &["setup"]);
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    for arguments in [&["status"][..], &["employer", "list"]] {
+        let output = run(&[], arguments);
+        assert!(
+            output.status.success(),
+            "{arguments:?}: {}",
+            stderr(&output)
+        );
+    }
+
+    let jetstream = async_nats::jetstream::new(cluster.connect().await.unwrap());
+    for stream in [
+        names.events_stream(),
+        names.dlq_stream(),
+        format!(
+            "KV_{}",
+            names.bucket(koppel_events::subject::REGISTRY_BUCKET)
+        ),
+    ] {
+        let replicas = jetstream
+            .get_stream(&stream)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .num_replicas;
+        assert_eq!(replicas, 3, "{stream}");
+    }
 }
