@@ -189,6 +189,17 @@ impl Topology {
         })
     }
 
+    /// Every stream of the installation, buckets as their `KV_` streams: what setup makes.
+    pub fn stream_names(names: &Names) -> Vec<String> {
+        let mut streams = vec![names.events_stream(), names.dlq_stream()];
+        streams.extend(
+            BUCKETS
+                .iter()
+                .map(|base| format!("KV_{}", names.bucket(base))),
+        );
+        streams
+    }
+
     /// Whether NATS answers and this installation's registry bucket is there: one stream info.
     /// Workers' readiness probes call it.
     pub async fn probe(jetstream: &jetstream::Context, names: &Names) -> Result<(), TopologyError> {

@@ -187,4 +187,20 @@ pub async fn topology() -> Topology {
     }
 }
 
+/// A stream's current info (config and state), read fresh. Panics when the stream cannot be
+/// read: the test asked about a stream it expects.
+pub async fn stream_info(
+    jetstream: &async_nats::jetstream::Context,
+    name: &str,
+) -> async_nats::jetstream::stream::Info {
+    let mut stream = match jetstream.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) => panic!("cannot get stream {name}: {error}"),
+    };
+    match stream.info().await {
+        Ok(info) => info.clone(),
+        Err(error) => panic!("cannot read stream {name}: {error}"),
+    }
+}
+
 pub use koppel_runtime::telemetry::init_test_logging;

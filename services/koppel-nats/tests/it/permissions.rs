@@ -130,9 +130,8 @@ async fn operator_setup(url: &str) -> Topology {
 }
 
 async fn stream_config_and_count(topology: &Topology, name: &str) -> (stream::Config, u64) {
-    let mut stream = topology.jetstream.get_stream(name).await.unwrap();
-    let info = stream.info().await.unwrap();
-    (info.config.clone(), info.state.messages)
+    let info = koppel_test_support::stream_info(&topology.jetstream, name).await;
+    (info.config, info.state.messages)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use koppel_events::{Names, catalog, sample};
 use koppel_nats::schemas::load_writer_schemas;
 use koppel_nats::{Topology, TopologyError, TopologySettings};
-use koppel_test_support::{connect, unique_names};
+use koppel_test_support::{connect, stream_info, unique_names};
 
 async fn setup(names: &Names, settings: &TopologySettings) -> Topology {
     let jetstream = async_nats::jetstream::new(connect().await);
@@ -64,28 +64,16 @@ async fn setup_applies_the_size_and_age_limits_to_every_stream_and_bucket() {
     let topology = setup(&names, &settings).await;
 
     let mib = 1024 * 1024;
-    let events = topology
-        .events_stream()
+    let events = stream_info(&topology.jetstream, &topology.names.events_stream())
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
+        .config;
     assert_eq!(
         (events.max_bytes, events.max_age),
         (64 * mib, Duration::from_secs(400 * 86_400))
     );
-    let dlq = topology
-        .dlq_stream()
+    let dlq = stream_info(&topology.jetstream, &topology.names.dlq_stream())
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
+        .config;
     assert_eq!(
         (dlq.max_bytes, dlq.max_age),
         (16 * mib, Duration::from_secs(14 * 86_400))
@@ -159,27 +147,15 @@ async fn open_leaves_the_configuration_setup_made_unchanged() {
         ..small_limits()
     };
     let topology = setup(&names, &settings).await;
-    let before = topology
-        .events_stream()
+    let before = stream_info(&topology.jetstream, &topology.names.events_stream())
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
+        .config;
 
     let opened = open(&names).await.unwrap();
 
-    let after = opened
-        .events_stream()
+    let after = stream_info(&opened.jetstream, &opened.names.events_stream())
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
+        .config;
     assert_eq!(after.max_age, Duration::from_secs(7 * 86_400));
     assert_eq!(after.duplicate_window, before.duplicate_window);
     assert_eq!(after.max_bytes, before.max_bytes);

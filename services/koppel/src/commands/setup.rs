@@ -4,10 +4,6 @@
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use koppel_events::subject::{
-    LEASES_BUCKET, REGISTRY_BUCKET, SCHEMAS_BUCKET, SNAPSHOTS_BUCKET, TOKENS_BUCKET,
-    WATERMARKS_BUCKET,
-};
 use koppel_nats::Topology;
 use serde::Serialize;
 
@@ -33,20 +29,7 @@ pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
     let topology = Topology::setup(jetstream::new(client), config.names()?, &config.topology)
         .await
         .context("cannot set up streams and buckets (does this NATS user hold operator rights?)")?;
-    let names = &topology.names;
-    let mut streams = vec![names.events_stream(), names.dlq_stream()];
-    streams.extend(
-        [
-            REGISTRY_BUCKET,
-            SNAPSHOTS_BUCKET,
-            WATERMARKS_BUCKET,
-            TOKENS_BUCKET,
-            LEASES_BUCKET,
-            SCHEMAS_BUCKET,
-        ]
-        .iter()
-        .map(|base| format!("KV_{}", names.bucket(base))),
-    );
+    let streams = Topology::stream_names(&topology.names);
     let mut records = Vec::with_capacity(streams.len());
     for name in streams {
         let mut stream = topology

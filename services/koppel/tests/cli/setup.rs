@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use koppel_test_support::{connect, nats_server, unique_names};
+use koppel_test_support::{connect, nats_server, stream_info, unique_names};
 
 use super::{stderr, stdout};
 
@@ -67,12 +67,10 @@ async fn commands_run_after_setup_with_the_default_config_leave_the_streams_as_s
     }
 
     let jetstream = async_nats::jetstream::new(connect().await);
-    let mut events = jetstream.get_stream(names.events_stream()).await.unwrap();
-    let config = events.info().await.unwrap().config.clone();
+    let config = stream_info(&jetstream, &names.events_stream()).await.config;
     assert_eq!(config.max_age, Duration::from_secs(7 * 86_400));
     assert_eq!(config.max_bytes, 32 * 1024 * 1024);
-    let mut dlq = jetstream.get_stream(names.dlq_stream()).await.unwrap();
-    let config = dlq.info().await.unwrap().config.clone();
+    let config = stream_info(&jetstream, &names.dlq_stream()).await.config;
     assert_eq!(config.max_age, Duration::from_secs(3 * 86_400));
     let registry = jetstream
         .get_key_value(names.bucket(koppel_events::subject::REGISTRY_BUCKET))
@@ -159,15 +157,7 @@ async fn a_command_with_the_default_one_replica_leaves_r3_streams_and_buckets_at
             names.bucket(koppel_events::subject::REGISTRY_BUCKET)
         ),
     ] {
-        let replicas = jetstream
-            .get_stream(&stream)
-            .await
-            .unwrap()
-            .info()
-            .await
-            .unwrap()
-            .config
-            .num_replicas;
+        let replicas = stream_info(&jetstream, &stream).await.config.num_replicas;
         assert_eq!(replicas, 3, "{stream}");
     }
 }
