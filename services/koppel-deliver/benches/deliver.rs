@@ -120,10 +120,10 @@ async fn fresh_topology() -> Topology {
     let client = async_nats::connect(koppel_test_support::nats_server().url.as_str())
         .await
         .unwrap();
-    Topology::ensure(
+    Topology::setup(
         async_nats::jetstream::new(client),
         koppel_test_support::unique_names(),
-        &TopologySettings::default(),
+        &TopologySettings::without_size_limits(),
     )
     .await
     .unwrap()

@@ -38,7 +38,7 @@ pub async fn run(config: DelivererConfig, shutdown: CancellationToken) -> Result
     let names = config.names()?;
     let client = koppel_nats::connect(&config.nats).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let topology = Topology::ensure(jetstream, names, &config.topology).await?;
+    let topology = Topology::open(jetstream, names).await?;
     let secret_key = config.secret_key.load()?;
     let http = config
         .http

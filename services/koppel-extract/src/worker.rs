@@ -118,15 +118,15 @@ pub enum ExtractError {
 impl ExtractError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ExtractError::Registry(RegistryError::Kv(_) | RegistryError::Watch(_)) => {
-                ErrorClass::Retryable
-            }
+            ExtractError::Registry(RegistryError::Kv(error)) => error.class(),
+            ExtractError::Registry(RegistryError::Watch(_)) => ErrorClass::Retryable,
             ExtractError::Registry(
                 RegistryError::Token(_)
                 | RegistryError::NotFound { .. }
                 | RegistryError::AlreadyExists { .. }
                 | RegistryError::UnknownRecipient { .. }
-                | RegistryError::UnknownConnection { .. },
+                | RegistryError::UnknownConnection { .. }
+                | RegistryError::Undecodable { .. },
             ) => ErrorClass::Permanent,
             ExtractError::Source(error) => error.class(),
             ExtractError::Sync(error) => error.class(),
@@ -239,7 +239,7 @@ impl Extractor {
         self
     }
 
-    /// Connects to NATS, ensures the topology and loads the secret key, per `config`.
+    /// Connects to NATS, opens the topology (set up beforehand) and loads the secret key, per `config`.
     pub async fn from_config(config: &ExtractorConfig) -> anyhow::Result<Self> {
         let names = match &config.namespace {
             Some(namespace) => Names::namespaced(namespace)?,
@@ -247,7 +247,7 @@ impl Extractor {
         };
         let client = koppel_nats::connect(&config.nats).await?;
         let jetstream = async_nats::jetstream::new(client);
-        let topology = Topology::ensure(jetstream, names, &config.topology).await?;
+        let topology = Topology::open(jetstream, names).await?;
         let key = config.secret_key.load()?;
         let http = config.http.client()?;
         Ok(Extractor::new(

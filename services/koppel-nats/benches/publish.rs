@@ -39,10 +39,10 @@ async fn fresh_topology() -> Topology {
         .await
         .unwrap();
     let jetstream = async_nats::jetstream::new(client);
-    Topology::ensure(
+    Topology::setup(
         jetstream,
         koppel_test_support::unique_names(),
-        &TopologySettings::default(),
+        &TopologySettings::without_size_limits(),
     )
     .await
     .unwrap()

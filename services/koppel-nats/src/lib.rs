@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - `connect`: connection settings (auth, TLS) and a connect that never gives up.
-//! - `topology`: create-or-update of KOPPEL_EVENTS, KOPPEL_DLQ and every KV bucket, and
-//!   registration of the writer schemas.
+//! - `topology`: setup (create or update) of KOPPEL_EVENTS, KOPPEL_DLQ and every KV bucket
+//!   and registration of the writer schemas, apart from `open`, which only checks they exist.
 //! - `publish`: pipelined publishing with bounded in-flight acks and `Nats-Msg-Id` dedupe.
 //! - `consume`: the closed set of ways to settle a pulled message, and durable consumers.
 //! - `error_class`: retryable or permanent, the one classification of failures.

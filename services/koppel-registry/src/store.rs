@@ -48,6 +48,10 @@ pub enum RegistryError {
     },
     #[error("cannot watch the registry: {0}")]
     Watch(String),
+    /// The record is there but this build cannot read it (a newer record version, or a shape
+    /// it does not know). The reason never quotes a value.
+    #[error("registry record {key} does not decode: {reason}")]
+    Undecodable { key: String, reason: String },
 }
 
 /// The registry record format this build writes and reads, in the field `record_version`;
@@ -136,7 +140,7 @@ impl Registry {
         };
         decode_record(versioned.value)
             .map(Some)
-            .map_err(|reason| RegistryError::Kv(KvError::Decode { key, reason }))
+            .map_err(|reason| RegistryError::Undecodable { key, reason })
     }
 
     /// Creates or replaces a record, compare-and-set against what was read.

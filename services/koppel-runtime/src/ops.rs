@@ -1,9 +1,11 @@
 //! The operations endpoints: `/metrics` (Prometheus text), `/healthz` (the process runs) and
-//! `/readyz` (the service is connected and working; load balancers and Kubernetes use it).
+//! `/readyz` (the service reaches what it depends on; load balancers and Kubernetes use it).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -39,6 +41,35 @@ impl Readiness {
 
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets readiness from `probe` now and then every `period` until `shutdown`: ready exactly
+    /// while the last probe succeeded. A worker probes what it depends on (NATS and its
+    /// registry), so it is not ready before they answer, nor while they do not.
+    pub async fn follow<Probe, Answer>(
+        &self,
+        period: Duration,
+        shutdown: CancellationToken,
+        mut probe: Probe,
+    ) where
+        Probe: FnMut() -> Answer,
+        Answer: Future<Output = bool>,
+    {
+        loop {
+            let ready = tokio::select! {
+                () = shutdown.cancelled() => break,
+                ready = probe() => ready,
+            };
+            if ready != self.is_ready() {
+                tracing::info!(ready, "Readiness changed.");
+            }
+            self.set_ready(ready);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+        self.set_ready(false);
     }
 }
 
@@ -117,5 +148,54 @@ mod tests {
         let metrics = get("/metrics").await.unwrap().text().await.unwrap();
         assert!(metrics.contains("koppel_test_counter_total 3"), "{metrics}");
         shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_probe_and_drops_on_shutdown() {
+        let readiness = Readiness::default();
+        let shutdown = CancellationToken::new();
+        let (answers, mut receive) = tokio::sync::mpsc::channel::<bool>(1);
+        let (seen, mut probed) = tokio::sync::mpsc::channel::<()>(1);
+        let follower = {
+            let readiness = readiness.clone();
+            let shutdown = shutdown.clone();
+            // The probe answers what the test last sent, false before anything.
+            let mut current = false;
+            tokio::spawn(async move {
+                readiness
+                    .follow(Duration::ZERO, shutdown, || {
+                        let seen = seen.clone();
+                        if let Ok(answer) = receive.try_recv() {
+                            current = answer;
+                        }
+                        let answer = current;
+                        async move {
+                            let _ = seen.send(()).await;
+                            answer
+                        }
+                    })
+                    .await;
+            })
+        };
+        // Not ready until a probe succeeds.
+        probed.recv().await.unwrap();
+        assert!(!readiness.is_ready());
+        answers.send(true).await.unwrap();
+        while !readiness.is_ready() {
+            probed.recv().await.unwrap();
+        }
+        // A failing probe takes readiness away again.
+        answers.send(false).await.unwrap();
+        while readiness.is_ready() {
+            probed.recv().await.unwrap();
+        }
+        answers.send(true).await.unwrap();
+        while !readiness.is_ready() {
+            probed.recv().await.unwrap();
+        }
+        shutdown.cancel();
+        drop(probed);
+        follower.await.unwrap();
+        assert!(!readiness.is_ready());
     }
 }

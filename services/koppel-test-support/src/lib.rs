@@ -9,6 +9,7 @@
 //! `KOPPEL_NATS_URL` skips the container and uses a server that is already running.
 
 pub mod cluster;
+pub mod configured;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -168,13 +169,37 @@ pub async fn connect() -> async_nats::Client {
     }
 }
 
-/// A fresh, isolated koppel topology (streams, buckets, schemas) on the shared server.
+/// A fresh, isolated koppel topology (streams, buckets, schemas) on the shared server, set up as
+/// `koppel setup` does. Without size limits: JetStream reserves each limit on the server, and
+/// every test of the binary sets up its own installation there.
 pub async fn topology() -> Topology {
     let client = connect().await;
     let jetstream = async_nats::jetstream::new(client);
-    match Topology::ensure(jetstream, unique_names(), &TopologySettings::default()).await {
+    match Topology::setup(
+        jetstream,
+        unique_names(),
+        &TopologySettings::without_size_limits(),
+    )
+    .await
+    {
         Ok(topology) => topology,
         Err(error) => panic!("cannot create the test topology: {error}"),
+    }
+}
+
+/// A stream's current info (config and state), read fresh. Panics when the stream cannot be
+/// read: the test asked about a stream it expects.
+pub async fn stream_info(
+    jetstream: &async_nats::jetstream::Context,
+    name: &str,
+) -> async_nats::jetstream::stream::Info {
+    let mut stream = match jetstream.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) => panic!("cannot get stream {name}: {error}"),
+    };
+    match stream.info().await {
+        Ok(info) => info.clone(),
+        Err(error) => panic!("cannot read stream {name}: {error}"),
     }
 }
 

@@ -23,8 +23,10 @@ pub struct Cli {
     /// Output format: text for people, json for scripts.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// NATS server URL; overrides [nats] url from the config.
-    #[arg(long, global = true, env = "KOPPEL_NATS_URL")]
+    /// NATS server URL; overrides [nats] url from the config. Credentials are refused here,
+    /// where every user of the machine can read them: put a URL with credentials in
+    /// KOPPEL_NATS_URL, or set [nats] user and KOPPEL_NATS__PASSWORD.
+    #[arg(long, global = true, env = "KOPPEL_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// Prefix for every stream, bucket and subject (side-by-side installations, tests).
     #[arg(long, global = true, env = "KOPPEL_NAMESPACE")]
@@ -35,6 +37,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Creates or updates the streams and buckets from [topology] in the config (replicas,
+    /// size and age limits) and registers the writer schemas. Needs the operator's NATS user;
+    /// run it before the workers start and after every upgrade.
+    Setup,
     /// Runs the extractor: polls every enabled employer of every connection and publishes
     /// change events. Config: --config extractor.toml.
     Extractor(WorkerArgs),
@@ -110,7 +116,7 @@ pub enum ConnectionCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AddConnection {
-    /// A Loket.nl authorisation. Without --code or --refresh-token-env it registers the
+    /// A Loket.nl authorisation. Without --authorised or --refresh-token-env it registers the
     /// connection and prints the URL where a Loket user authorises it.
     Loket(AddLoketArgs),
     /// A Unit4 HR & Salarisgemak web-API user (client credentials).
@@ -134,9 +140,11 @@ pub struct AddLoketArgs {
     pub oauth_base_url: String,
     #[arg(long, default_value = "https://api.loket.nl/v2")]
     pub api_base_url: String,
-    /// The authorization code from the redirect after the user authorised.
+    /// The user has authorised: read the URL Loket redirected to (it holds the authorization
+    /// code and the state) from KOPPEL_LOKET_REDIRECT_URL or, when that is unset, from a
+    /// prompt. Never on the command line, where every user of the machine can read it.
     #[arg(long, conflicts_with = "refresh_token_env")]
-    pub code: Option<String>,
+    pub authorised: bool,
     /// Environment variable holding a refresh token obtained elsewhere.
     #[arg(long)]
     pub refresh_token_env: Option<String>,

@@ -1,6 +1,6 @@
 //! The configuration every subcommand shares, and the connection to NATS built from it.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use koppel_events::Names;
 use koppel_nats::{NatsSettings, Topology, TopologySettings};
 use koppel_registry::Registry;
@@ -39,8 +39,8 @@ impl CliConfig {
     pub fn load(cli: &Cli) -> anyhow::Result<Self> {
         let mut config: CliConfig = koppel_runtime::load_config(cli.config.as_deref())
             .context("cannot load configuration")?;
-        if let Some(url) = &cli.nats_url {
-            config.nats.url = url.clone();
+        if let Some(url) = nats_url(cli)? {
+            config.nats.url = url;
         }
         if let Some(namespace) = &cli.namespace {
             config.namespace = Some(namespace.clone());
@@ -56,6 +56,24 @@ impl CliConfig {
     }
 }
 
+/// The NATS URL of `--nats-url` or KOPPEL_NATS_URL. A URL with credentials is refused when it
+/// comes from the command line, where every user of the machine can read a process's
+/// arguments; from the environment it is fine.
+pub fn nats_url(cli: &Cli) -> anyhow::Result<Option<String>> {
+    let Some(url) = &cli.nats_url else {
+        return Ok(None);
+    };
+    let from_environment = std::env::var("KOPPEL_NATS_URL").is_ok_and(|value| value == *url);
+    if !from_environment && url.contains('@') {
+        bail!(
+            "--nats-url must not carry credentials, which every user of this machine can read on \
+             the command line: put the URL in KOPPEL_NATS_URL, or set [nats] user and \
+             KOPPEL_NATS__PASSWORD"
+        );
+    }
+    Ok(Some(url.clone()))
+}
+
 /// A connected command: the topology (streams, buckets) and the registry.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -69,9 +87,10 @@ impl Context {
             .await
             .context("cannot connect to NATS")?;
         let jetstream = async_nats::jetstream::new(client);
-        let topology = Topology::ensure(jetstream, config.names()?, &config.topology)
+        // Only checks: streams and buckets are `koppel setup`'s to create or change.
+        let topology = Topology::open(jetstream, config.names()?)
             .await
-            .context("cannot set up streams and buckets")?;
+            .context("cannot open streams and buckets")?;
         let registry = Registry::new(topology.registry.clone());
         Ok(Context { topology, registry })
     }

@@ -187,7 +187,7 @@ impl ChaosPipeline {
             .await
             .context("cannot connect to NATS")?;
         let names = koppel_events::Names::namespaced(&namespace)?;
-        let topology = Topology::ensure(
+        let topology = Topology::setup(
             async_nats::jetstream::new(client.clone()),
             names,
             &topology_settings,

@@ -12,6 +12,7 @@
 mod consume;
 mod interop;
 mod kv;
+mod permissions;
 mod publish;
 mod read;
 mod topology;

@@ -1,24 +1,40 @@
-//! Topology: create-or-update applies changed settings; writer schemas are registered and used
+//! Topology: setup creates and updates streams and buckets with their limits; open only checks
+//! and names `koppel setup` when something is missing; writer schemas are registered and used
 //! to decode; unknown fingerprints are clear errors.
 
 use std::time::Duration;
 
 use koppel_events::{Names, catalog, sample};
 use koppel_nats::schemas::load_writer_schemas;
-use koppel_nats::{Topology, TopologySettings};
-use koppel_test_support::{connect, unique_names};
+use koppel_nats::{Topology, TopologyError, TopologySettings};
+use koppel_test_support::{connect, stream_info, unique_names};
 
-async fn ensure(names: &Names, settings: &TopologySettings) -> Topology {
+async fn setup(names: &Names, settings: &TopologySettings) -> Topology {
     let jetstream = async_nats::jetstream::new(connect().await);
-    Topology::ensure(jetstream, names.clone(), settings)
+    Topology::setup(jetstream, names.clone(), settings)
         .await
         .unwrap()
 }
 
+async fn open(names: &Names) -> Result<Topology, TopologyError> {
+    Topology::open(async_nats::jetstream::new(connect().await), names.clone()).await
+}
+
+/// Small limits: JetStream reserves every size limit on the server, and the tests share one.
+fn small_limits() -> TopologySettings {
+    TopologySettings {
+        events_max_megabytes: 64,
+        dlq_max_megabytes: 16,
+        snapshots_max_megabytes: 16,
+        bucket_max_megabytes: 4,
+        ..TopologySettings::default()
+    }
+}
+
 #[tokio::test]
-async fn a_stream_config_change_is_applied_on_restart() {
+async fn a_stream_config_change_is_applied_by_the_next_setup() {
     let names = unique_names();
-    let first = ensure(&names, &TopologySettings::default()).await;
+    let first = setup(&names, &TopologySettings::default()).await;
     let mut stream = first.events_stream().await.unwrap();
     assert_eq!(
         stream.info().await.unwrap().config.max_age,
@@ -30,7 +46,7 @@ async fn a_stream_config_change_is_applied_on_restart() {
         duplicate_window_seconds: 600,
         ..Default::default()
     };
-    let second = ensure(&names, &changed).await;
+    let second = setup(&names, &changed).await;
 
     let mut stream = second.events_stream().await.unwrap();
     let config = stream.info().await.unwrap().config.clone();
@@ -39,10 +55,118 @@ async fn a_stream_config_change_is_applied_on_restart() {
 }
 
 #[tokio::test]
-async fn ensure_is_idempotent_and_registers_every_writer_schema() {
+async fn setup_applies_the_size_and_age_limits_to_every_stream_and_bucket() {
     let names = unique_names();
-    ensure(&names, &TopologySettings::default()).await;
-    let topology = ensure(&names, &TopologySettings::default()).await;
+    let settings = TopologySettings {
+        dlq_max_age_days: 14,
+        ..small_limits()
+    };
+    let topology = setup(&names, &settings).await;
+
+    let mib = 1024 * 1024;
+    let events = stream_info(&topology.jetstream, &topology.names.events_stream())
+        .await
+        .config;
+    assert_eq!(
+        (events.max_bytes, events.max_age),
+        (64 * mib, Duration::from_secs(400 * 86_400))
+    );
+    let dlq = stream_info(&topology.jetstream, &topology.names.dlq_stream())
+        .await
+        .config;
+    assert_eq!(
+        (dlq.max_bytes, dlq.max_age),
+        (16 * mib, Duration::from_secs(14 * 86_400))
+    );
+    for (store, expected) in [
+        (&topology.registry, 4 * mib),
+        (&topology.snapshots, 16 * mib),
+        (&topology.watermarks, 4 * mib),
+        (&topology.tokens, 4 * mib),
+        (&topology.leases, 4 * mib),
+        (&topology.schemas, 4 * mib),
+    ] {
+        let status = store.status().await.unwrap();
+        assert_eq!(
+            status.info.config.max_bytes,
+            expected,
+            "{}",
+            status.bucket()
+        );
+        assert_eq!(
+            status.info.config.max_age,
+            Duration::ZERO,
+            "{}",
+            status.bucket()
+        );
+    }
+}
+
+#[tokio::test]
+async fn open_before_setup_fails_naming_koppel_setup_and_creates_nothing() {
+    let names = unique_names();
+
+    let error = open(&names).await.unwrap_err();
+
+    assert!(
+        matches!(&error, TopologyError::Missing { name, .. } if *name == names.events_stream()),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("run `koppel setup`"), "{error}");
+    let jetstream = async_nats::jetstream::new(connect().await);
+    assert!(jetstream.get_stream(names.events_stream()).await.is_err());
+    assert!(
+        jetstream
+            .get_key_value(names.bucket(koppel_events::subject::REGISTRY_BUCKET))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn open_with_a_missing_bucket_names_that_bucket() {
+    let names = unique_names();
+    let topology = setup(&names, &small_limits()).await;
+    let tokens = names.bucket(koppel_events::subject::TOKENS_BUCKET);
+    topology.jetstream.delete_key_value(&tokens).await.unwrap();
+
+    let error = open(&names).await.unwrap_err();
+
+    assert!(
+        matches!(&error, TopologyError::Missing { what: "KV bucket", name } if *name == tokens),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn open_leaves_the_configuration_setup_made_unchanged() {
+    let names = unique_names();
+    let settings = TopologySettings {
+        events_max_age_days: 7,
+        duplicate_window_seconds: 90,
+        ..small_limits()
+    };
+    let topology = setup(&names, &settings).await;
+    let before = stream_info(&topology.jetstream, &topology.names.events_stream())
+        .await
+        .config;
+
+    let opened = open(&names).await.unwrap();
+
+    let after = stream_info(&opened.jetstream, &opened.names.events_stream())
+        .await
+        .config;
+    assert_eq!(after.max_age, Duration::from_secs(7 * 86_400));
+    assert_eq!(after.duplicate_window, before.duplicate_window);
+    assert_eq!(after.max_bytes, before.max_bytes);
+    Topology::probe(&opened.jetstream, &names).await.unwrap();
+}
+
+#[tokio::test]
+async fn setup_is_idempotent_and_registers_every_writer_schema() {
+    let names = unique_names();
+    setup(&names, &TopologySettings::default()).await;
+    let topology = setup(&names, &TopologySettings::default()).await;
 
     for schema in catalog().unwrap().current_schemas() {
         // Under the specification's fingerprint, and under the legacy one that payloads of
@@ -62,7 +186,7 @@ async fn ensure_is_idempotent_and_registers_every_writer_schema() {
 
 #[tokio::test]
 async fn a_payload_with_an_unregistered_fingerprint_is_a_clear_error() {
-    let topology = ensure(&unique_names(), &TopologySettings::default()).await;
+    let topology = setup(&unique_names(), &TopologySettings::default()).await;
     let writer_schemas = load_writer_schemas(&topology.schemas).await.unwrap();
     let mut payload = koppel_events::encode(&sample::employment_changed(1)).unwrap();
     payload[2..10].copy_from_slice(&0xDEAD_BEEF_u64.to_le_bytes());
@@ -77,7 +201,7 @@ async fn a_payload_with_an_unregistered_fingerprint_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_schema_registered_by_a_newer_writer_decodes_through_the_bucket() {
-    let topology = ensure(&unique_names(), &TopologySettings::default()).await;
+    let topology = setup(&unique_names(), &TopologySettings::default()).await;
     // A newer writer added an optional field to SyncCompleted and registered its schema.
     let current = catalog()
         .unwrap()

@@ -88,7 +88,9 @@ pub async fn run(
                     "connection {} registered with the given refresh token",
                     arguments.id
                 ));
-            } else if let Some(code) = &arguments.code {
+            } else if arguments.authorised {
+                let redirect = redirect_url()?;
+                let code = authorised_code(&context, &arguments.id, &redirect).await?;
                 let http = koppel_runtime::http::HttpClientSettings::default().client()?;
                 let oauth = koppel_extract::loket::oauth_client(
                     &connection,
@@ -100,20 +102,35 @@ pub async fn run(
                     &oauth,
                     &context.topology.tokens,
                     &key,
-                    &SecretString::from(code.clone()),
+                    &code,
                 )
                 .await
                 .context("cannot exchange the authorization code")?;
+                // The state is used up: a replayed redirect finds nothing pending.
+                context
+                    .topology
+                    .tokens
+                    .purge(pending_state_key(&arguments.id))
+                    .await
+                    .context("cannot clear the pending authorisation")?;
                 output.text(format!("connection {} authorised", arguments.id));
             } else {
+                // The state ties the redirect to this request (OAuth's CSRF defence): kept until
+                // `--authorised` checks the redirect against it.
                 let state = uuid::Uuid::new_v4().simple().to_string();
+                context
+                    .topology
+                    .tokens
+                    .put(pending_state_key(&arguments.id), state.clone().into())
+                    .await
+                    .context("cannot record the pending authorisation")?;
                 let url = format!(
                     "{}/authorize?client_id={}&redirect_uri={}&response_type=code&scope=all&state={state}",
                     arguments.oauth_base_url.trim_end_matches('/'),
                     url_encode(&arguments.client_id),
                     url_encode(&arguments.redirect_uri),
                 );
-                output.text(format!("connection {} registered; a Loket user authorises it here:\n  {url}\nthen run this command again with --code <code from the redirect>", arguments.id));
+                output.text(format!("connection {} registered; a Loket user authorises it here:\n  {url}\nthen run this command again with --authorised and paste the URL Loket redirected to (or set KOPPEL_LOKET_REDIRECT_URL)", arguments.id));
                 if output.is_json() {
                     output.json(&json!({ "connection": arguments.id, "authorize_url": url }));
                 }
@@ -256,6 +273,117 @@ pub async fn discover(connection: &str, config: &CliConfig, output: Output) -> a
     Ok(())
 }
 
+/// Where a Loket authorisation's state waits for its redirect, in the tokens bucket.
+fn pending_state_key(connection: &str) -> String {
+    format!("pending-authorisation.{connection}")
+}
+
+/// The URL Loket redirected to: from KOPPEL_LOKET_REDIRECT_URL, else a prompt on stderr read
+/// from stdin. Never an argument, which every user of the machine can read.
+fn redirect_url() -> anyhow::Result<SecretString> {
+    if let Some(url) = optional_secret_from_env("KOPPEL_LOKET_REDIRECT_URL") {
+        return Ok(url);
+    }
+    let mut stderr = std::io::stderr();
+    std::io::Write::write_all(&mut stderr, b"URL Loket redirected to: ")?;
+    std::io::Write::flush(&mut stderr)?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the redirect URL")?;
+    let line = line.trim().to_owned();
+    if line.is_empty() {
+        bail!("no redirect URL given: paste it at the prompt or set KOPPEL_LOKET_REDIRECT_URL");
+    }
+    Ok(SecretString::from(line))
+}
+
+/// The authorization code of `redirect`, once its state matches the one recorded when the
+/// authorisation URL was made. Neither the code nor the state is ever part of an error.
+async fn authorised_code(
+    context: &Context,
+    connection: &str,
+    redirect: &SecretString,
+) -> anyhow::Result<SecretString> {
+    use secrecy::ExposeSecret as _;
+    let parameters = query_parameters(redirect.expose_secret());
+    let find = |name: &str| {
+        parameters
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    if let Some(error) = find("error") {
+        bail!("Loket refused the authorisation: {error}");
+    }
+    let (Some(code), Some(state)) = (find("code"), find("state")) else {
+        bail!("the redirect URL has no code and state: paste the whole URL Loket redirected to");
+    };
+    let pending = context
+        .topology
+        .tokens
+        .get(pending_state_key(connection))
+        .await
+        .context("cannot read the pending authorisation")?;
+    let Some(pending) = pending else {
+        bail!(
+            "no authorisation of connection {connection} is pending: run this command without \
+             --authorised first, and have the user authorise at the URL it prints"
+        );
+    };
+    if pending.as_ref() != state.as_bytes() {
+        bail!(
+            "the redirect's state does not match the authorisation koppel asked for: refused, \
+             since it may come from someone else's request. Start again without --authorised"
+        );
+    }
+    Ok(SecretString::from(code))
+}
+
+/// The query parameters of a URL, percent-decoded (`+` is a space, as in forms).
+fn query_parameters(url: &str) -> Vec<(String, String)> {
+    let query = url
+        .split_once('?')
+        .map_or("", |(_, query)| query)
+        .split('#')
+        .next()
+        .unwrap_or("");
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let hex = |byte: u8| char::from(byte).to_digit(16);
+    let mut decoded = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'%' => {
+                let mut lookahead = bytes.clone();
+                match (
+                    lookahead.next().and_then(hex),
+                    lookahead.next().and_then(hex),
+                ) {
+                    (Some(high), Some(low)) => {
+                        decoded.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                        bytes = lookahead;
+                    }
+                    _ => decoded.push(b'%'),
+                }
+            }
+            b'+' => decoded.push(b' '),
+            byte => decoded.push(byte),
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 fn url_encode(value: &str) -> String {
     value
@@ -267,4 +395,23 @@ fn url_encode(value: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_query_is_split_and_percent_decoded() {
+        let parameters =
+            query_parameters("https://app.example/callback?state=ab%2Fc&code=x+y%3D%zz#fragment");
+        assert_eq!(
+            parameters,
+            vec![
+                ("state".to_owned(), "ab/c".to_owned()),
+                ("code".to_owned(), "x y=%zz".to_owned()),
+            ]
+        );
+        assert!(query_parameters("https://app.example/callback").is_empty());
+    }
 }

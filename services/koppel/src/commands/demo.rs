@@ -158,7 +158,7 @@ async fn run_pipeline(
         .await
         .context("cannot connect to NATS")?;
     let names = koppel_events::Names::namespaced(namespace)?;
-    let topology = Topology::ensure(
+    let topology = Topology::setup(
         async_nats::jetstream::new(client),
         names,
         &TopologySettings::default(),

@@ -9,6 +9,7 @@ pub mod local_nats;
 pub mod registry;
 pub mod replay;
 pub mod schema;
+pub mod setup;
 pub mod sim;
 pub mod status;
 pub mod sync;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schema(command) => schema::run(command, output),
+        Command::Setup => setup::run(&config, output).await,
         Command::Sim(arguments) => sim::run(arguments, &config, output).await,
         Command::Dlq(command) => dlq::run(command, &config, output).await,
         Command::Status => status::run(&config, output).await,

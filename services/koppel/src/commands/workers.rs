@@ -1,8 +1,12 @@
 //! `koppel extractor` and `koppel deliverer`: the long-running workers, with the operations
 //! endpoints and graceful shutdown on SIGINT or SIGTERM.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
-use koppel_runtime::{LogFormat, OpsSettings, Readiness, TelemetrySettings};
+use koppel_events::Names;
+use koppel_nats::{NatsSettings, Topology};
+use koppel_runtime::{CancellationToken, LogFormat, OpsSettings, Readiness, TelemetrySettings};
 
 use crate::cli::{Cli, WorkerArgs};
 
@@ -37,14 +41,61 @@ async fn serve_ops(
     Ok(readiness)
 }
 
+/// How often a worker checks that NATS and its registry answer, for `/readyz`.
+const READINESS_PERIOD: Duration = Duration::from_secs(5);
+
+/// Keeps `readiness` true exactly while NATS answers and the installation's registry bucket is
+/// there, through a connection of its own with the worker's settings and credentials.
+async fn follow_dependencies(
+    nats: NatsSettings,
+    names: Names,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    let nats = NatsSettings {
+        // Connect in the background and keep trying; until then the probe fails.
+        initial_connect_timeout: Duration::ZERO,
+        client_name: nats
+            .client_name
+            .as_ref()
+            .map(|name| format!("{name}-readiness")),
+        ..nats
+    };
+    let client = match koppel_nats::connect(&nats).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "Cannot connect the readiness probe to NATS; never ready.");
+            return;
+        }
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    readiness
+        .follow(READINESS_PERIOD, shutdown, || {
+            let jetstream = jetstream.clone();
+            let names = names.clone();
+            async move {
+                match Topology::probe(&jetstream, &names).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "Not ready.");
+                        false
+                    }
+                }
+            }
+        })
+        .await;
+}
+
 /// Loads a worker's config, applies the command line's NATS URL and namespace, serves the
-/// operations endpoints and runs the worker until SIGINT or SIGTERM.
+/// operations endpoints (ready once NATS and the registry answer) and runs the worker until
+/// SIGINT or SIGTERM.
 async fn run_worker<Config, Worker>(
     cli: &Cli,
     arguments: &WorkerArgs,
     what: &str,
     overrides: impl FnOnce(&mut Config, Option<String>, Option<String>),
-    worker: impl FnOnce(Config, koppel_runtime::CancellationToken) -> Worker,
+    dependencies: impl FnOnce(&Config) -> (NatsSettings, Option<String>),
+    worker: impl FnOnce(Config, CancellationToken) -> Worker,
 ) -> anyhow::Result<()>
 where
     Config: serde::de::DeserializeOwned,
@@ -52,10 +103,24 @@ where
 {
     let mut config: Config = koppel_runtime::load_config(cli.config.as_deref())
         .with_context(|| format!("cannot load the {what} configuration"))?;
-    overrides(&mut config, cli.nats_url.clone(), cli.namespace.clone());
+    overrides(
+        &mut config,
+        crate::context::nats_url(cli)?,
+        cli.namespace.clone(),
+    );
+    let (nats, namespace) = dependencies(&config);
+    let names = match namespace {
+        Some(namespace) => Names::namespaced(&namespace).context("invalid namespace")?,
+        None => Names::production(),
+    };
     let shutdown = koppel_runtime::shutdown_on_signal();
     let readiness = serve_ops(arguments, &shutdown).await?;
-    readiness.set_ready(true);
+    tokio::spawn(follow_dependencies(
+        nats,
+        names,
+        readiness,
+        shutdown.clone(),
+    ));
     worker(config, shutdown)
         .await
         .with_context(|| format!("the {what} stopped"))
@@ -74,6 +139,7 @@ pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> 
                 config.namespace = namespace;
             }
         },
+        |config| (config.nats.clone(), config.namespace.clone()),
         koppel_extract::run,
     )
     .await
@@ -92,6 +158,7 @@ pub async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> 
                 config.namespace = namespace;
             }
         },
+        |config| (config.nats.clone(), config.namespace.clone()),
         |config, shutdown| async move { Ok(koppel_deliver::run(config, shutdown).await?) },
     )
     .await
@@ -113,7 +180,8 @@ mod tests {
     fn the_example_configs_load_into_the_real_config_types() {
         let extractor: koppel_extract::ExtractorConfig =
             load_config_from(Some(&example("extractor.toml")), Vec::new()).unwrap();
-        assert_eq!(extractor.topology.replicas, 3);
+        assert_eq!(extractor.nats.user.as_deref(), Some("koppel-extractor"));
+        assert!(extractor.nats.require_tls);
         let deliverer: koppel_deliver::DelivererConfig =
             load_config_from(Some(&example("deliverer.toml")), Vec::new()).unwrap();
         assert_eq!(deliverer.retry.max_attempts, 300);
@@ -123,5 +191,7 @@ mod tests {
         let cluster: crate::context::CliConfig =
             load_config_from(Some(&example("koppel-cluster.toml")), Vec::new()).unwrap();
         assert_eq!(cluster.topology.replicas, 3);
+        assert_eq!(cluster.topology.events_max_megabytes, 4096);
+        assert_eq!(cluster.nats.user.as_deref(), Some("koppel-operator"));
     }
 }

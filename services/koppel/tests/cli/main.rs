@@ -5,7 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dlq;
+mod readiness;
 mod replay;
+mod secrets_on_argv;
+mod setup;
 mod sync;
 
 use std::process::{Command, Output};
@@ -24,10 +27,10 @@ impl Installation {
     pub(crate) async fn new() -> Self {
         let names = unique_names();
         let namespace = names.namespace().unwrap().to_owned();
-        let topology = Topology::ensure(
+        let topology = Topology::setup(
             async_nats::jetstream::new(connect().await),
             names,
-            &TopologySettings::default(),
+            &TopologySettings::without_size_limits(),
         )
         .await
         .unwrap();

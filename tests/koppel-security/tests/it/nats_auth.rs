@@ -78,7 +78,7 @@ fn settings(url: String) -> NatsSettings {
 /// Connects and sets up a namespaced topology: JetStream works for this identity.
 async fn connect_and_ensure_topology(settings: &NatsSettings) {
     let client = koppel_nats::connect(settings).await.unwrap();
-    Topology::ensure(
+    Topology::setup(
         async_nats::jetstream::new(client),
         koppel_test_support::unique_names(),
         &TopologySettings::default(),
@@ -171,7 +171,21 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
     assert!(!format!("{loaded:?}").contains(&digits), "Debug shows it");
     connect_and_ensure_topology(&loaded.nats).await;
 
-    // And the real command, with the same file and variable.
+    // And the real command, with the same file and variable, once `koppel setup` has made the
+    // namespace's streams (commands only check for them).
+    let mut setup = koppel_command(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--namespace",
+            "authcli",
+            "setup",
+        ],
+        "warn",
+    );
+    setup.env("KOPPEL_NATS__PASSWORD", &digits);
+    let set_up = run_koppel("koppel setup", setup).await;
+    assert!(set_up.success, "{}", set_up.stderr);
     let run = |password: &str| {
         let mut command = koppel_command(
             &[
@@ -209,8 +223,9 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         refused_cli.stderr
     );
 
-    // Credentials in the URL, as NATS tools accept them: they work, and neither an error, nor
-    // the command's output, nor any debug log line shows the password.
+    // Credentials in the URL, as NATS tools accept them, from KOPPEL_NATS_URL (on the command
+    // line they are refused): they work, and neither an error, nor the command's output, nor
+    // any debug log line shows the password.
     let with_credentials =
         |password: &str| format!("nats://koppel:{password}@localhost:{}", nats.port);
     connect_and_ensure_topology(&settings(with_credentials(&password))).await;
@@ -223,18 +238,21 @@ async fn user_and_password_from_config_connect_and_a_wrong_password_is_a_clear_e
         error.to_string().contains("authorization violation"),
         "{error}"
     );
+    let client = koppel_nats::connect(&settings(with_credentials(&password)))
+        .await
+        .unwrap();
+    Topology::setup(
+        async_nats::jetstream::new(client),
+        koppel_events::Names::namespaced("authurl").unwrap(),
+        &TopologySettings::without_size_limits(),
+    )
+    .await
+    .unwrap();
     for url_password in [&password, &wrong_password] {
-        let mut command = koppel_command(
-            &[
-                "--nats-url",
-                &with_credentials(url_password),
-                "--namespace",
-                "authurl",
-                "status",
-            ],
-            "debug",
-        );
-        command.env("NO_COLOR", "1");
+        let mut command = koppel_command(&["--namespace", "authurl", "status"], "debug");
+        command
+            .env("NO_COLOR", "1")
+            .env("KOPPEL_NATS_URL", with_credentials(url_password));
         let captured = run_koppel("koppel status (credentials in the URL)", command).await;
         assert_eq!(
             captured.success,
