@@ -22,7 +22,7 @@ use koppel_nats::read::{ReadSpec, StartAt, read_stream};
 use koppel_nats::{NatsSettings, Topology, TopologySettings};
 use koppel_registry::{Registry, SecretKey};
 use koppel_sim::faults::FaultConfig;
-use koppel_sim::ground_truth::{ExpectedEvents, compare, expected_events};
+use koppel_sim::ground_truth::{Discrepancy, ExpectedEvents, compare, expected_events};
 use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
 use koppel_sim::world::{MutationRates, WorldChange};
 use tokio_util::sync::CancellationToken;
@@ -410,9 +410,13 @@ impl ChaosPipeline {
         Ok((events, undecodable))
     }
 
-    /// Ground-truth problems of day `index` (0-based) against `events` (the stream from at
-    /// least that day's first sequence): lines containing ": missing " are losses.
-    fn day_problems(&self, index: usize, events: &[ObservedEvent]) -> Vec<String> {
+    /// Ground-truth discrepancies of day `index` (0-based) against `events` (the stream from
+    /// at least that day's first sequence), each with its label (`day N connection`).
+    fn day_discrepancies(
+        &self,
+        index: usize,
+        events: &[ObservedEvent],
+    ) -> Vec<(String, Discrepancy)> {
         let Some(day) = self.days.get(index) else {
             return Vec::new();
         };
@@ -437,18 +441,22 @@ impl ChaosPipeline {
                 .or_insert_with(|| (event.event_type, BTreeSet::new()));
             entry.1.extend(event.changed_fields.iter().cloned());
         }
-        let mut problems = Vec::new();
+        let mut discrepancies = Vec::new();
         for (connection, changes) in [
             (LOKET_CONNECTION, &day.loket),
             (UNIT4_CONNECTION, &day.unit4),
         ] {
-            problems.extend(compare(
-                &format!("day {} {connection}", index + 1),
-                &expected_events(changes),
-                emitted.get(connection).unwrap_or(&ExpectedEvents::new()),
-            ));
+            let label = format!("day {} {connection}", index + 1);
+            discrepancies.extend(
+                compare(
+                    &expected_events(changes),
+                    emitted.get(connection).unwrap_or(&ExpectedEvents::new()),
+                )
+                .into_iter()
+                .map(|discrepancy| (label.clone(), discrepancy)),
+            );
         }
-        problems
+        discrepancies
     }
 
     /// Waits until every change of the last simulated day has its event in the stream, and
@@ -468,9 +476,10 @@ impl ChaosPipeline {
             let missing: Vec<String> = match self.read_events(from).await {
                 Ok((events, _)) => {
                     let mut missing: Vec<String> = self
-                        .day_problems(index, &events)
+                        .day_discrepancies(index, &events)
                         .into_iter()
-                        .filter(|problem| problem.contains(": missing "))
+                        .filter(|(_, discrepancy)| discrepancy.is_loss())
+                        .map(|(label, discrepancy)| format!("{label}: {discrepancy}"))
                         .collect();
                     missing.extend(self.unsaved_runs(&events).await);
                     missing
@@ -651,18 +660,22 @@ impl ChaosPipeline {
     /// [`ChaosPipeline::wait_drained`].
     pub async fn verify(&self, time_to_recover: Duration) -> anyhow::Result<ChaosReport> {
         let (events, undecodable) = self.read_events(1).await?;
-        let mut problems = Vec::new();
+        let mut discrepancies = Vec::new();
         let mut ground_truth_changes = 0u64;
         for (index, day) in self.days.iter().enumerate() {
             ground_truth_changes +=
                 (expected_events(&day.loket).len() + expected_events(&day.unit4).len()) as u64;
-            problems.extend(self.day_problems(index, &events));
+            discrepancies.extend(self.day_discrepancies(index, &events));
         }
-        let lost_in_extraction = problems
+        let lost_in_extraction = discrepancies
             .iter()
-            .filter(|problem| problem.contains(": missing "))
+            .filter(|(_, discrepancy)| discrepancy.is_loss())
             .count() as u64;
-        let ground_truth_mismatches = problems.len() as u64 - lost_in_extraction;
+        let ground_truth_mismatches = discrepancies.len() as u64 - lost_in_extraction;
+        let mut problems: Vec<String> = discrepancies
+            .iter()
+            .map(|(label, discrepancy)| format!("{label}: {discrepancy}"))
+            .collect();
 
         let check = check_delivery(&self.topology, &self.registry, &self.suite).await?;
         for (recipient, side) in [(INSURER, &check.insurer), (WEBHOOK, &check.webhook)] {

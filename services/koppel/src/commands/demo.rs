@@ -277,22 +277,16 @@ async fn run_pipeline(
             (UNIT4_CONNECTION, &unit4_changes),
         ] {
             let expected = expected_events(changes);
-            let problems = compare(
-                &format!("day {day} {connection}"),
+            let discrepancies = compare(
                 &expected,
                 emitted.get(connection).unwrap_or(&ExpectedEvents::new()),
             );
-            for problem in &problems {
-                tracing::warn!(%problem, "Ground truth and published events differ.");
+            for discrepancy in &discrepancies {
+                tracing::warn!(day, connection, %discrepancy, "Ground truth and published events differ.");
             }
-            lost_in_extraction += problems
-                .iter()
-                .filter(|problem| problem.contains(": missing "))
-                .count() as u64;
-            mismatches += problems
-                .iter()
-                .filter(|problem| !problem.contains(": missing "))
-                .count() as u64;
+            let lost = discrepancies.iter().filter(|d| d.is_loss()).count() as u64;
+            lost_in_extraction += lost;
+            mismatches += discrepancies.len() as u64 - lost;
         }
         if day % 10 == 0 || day == arguments.days {
             output.text(format!(
