@@ -38,7 +38,11 @@ struct ReplayReport {
     finished: bool,
 }
 
-pub async fn run(arguments: ReplayArgs, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    arguments: ReplayArgs,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let start = match (&arguments.since, arguments.from_seq) {
         (Some(since), None) => {
             let start_time = parse_time(since)?;

@@ -13,7 +13,7 @@ struct SchemaRow {
     fingerprint: String,
 }
 
-pub fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
+pub(crate) fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
     let catalog = catalog().context("the compiled-in schemas are broken")?;
     match command {
         SchemaCommand::List => {

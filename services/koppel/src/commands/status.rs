@@ -35,7 +35,7 @@ struct Status {
     recipients: Vec<RecipientStatus>,
 }
 
-pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
     let context = Context::connect(config).await?;
     let snapshot = context.registry.snapshot().await?;
     let stream = context.topology.events_stream().await?;
