@@ -108,7 +108,7 @@ async fn run() {
     );
 
     let topology = &pipeline.topology;
-    let payloads = stream_contents(&topology, published).await;
+    let payloads = stream_contents(topology, published).await;
     let raw_time = raw_nats_share(&payloads).await;
     let raw_rate = payloads.len() as f64 / raw_time.as_secs_f64();
     println!(
