@@ -64,6 +64,16 @@ pub fn seal_recipient_secret(
     )?)
 }
 
+/// The client secret the suite's Loket simulator accepts.
+pub fn loket_client_secret(suite: &SimulatorSuite) -> String {
+    suite
+        .loket
+        .config()
+        .client_secret
+        .clone()
+        .unwrap_or_default()
+}
+
 /// Loket connection `id` against the suite's Loket simulator, `client_secret` sealed; full
 /// syncs once a day.
 pub fn loket_connection(
@@ -163,12 +173,7 @@ pub async fn onboard(
     extractor: &Extractor,
     poll_seconds: (u64, u64),
 ) -> anyhow::Result<Onboarded> {
-    let loket_secret = suite
-        .loket
-        .config()
-        .client_secret
-        .clone()
-        .unwrap_or_default();
+    let loket_secret = loket_client_secret(suite);
     registry
         .put_connection(&loket_connection(
             suite,

@@ -156,12 +156,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     let mut printed: Vec<Captured> = Vec::new();
 
     // Onboarding: two processors' connections, one employer each, one recipient each.
-    let loket_secret = suite
-        .loket
-        .config()
-        .client_secret
-        .clone()
-        .unwrap_or_default();
+    let loket_secret = koppel_harness::onboarding::loket_client_secret(&suite);
     space
         .register_loket_connection(
             "loket-a",
