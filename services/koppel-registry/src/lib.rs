@@ -4,11 +4,14 @@
 //!
 //! # Layout
 //! - `model`: connections, employers, recipients: the records a payroll processor onboards.
+//! - `onboarding`: registering recipients and employers with the links between them, as
+//!   `koppel recipient|employer add` and the test harness do it.
 //! - `sealed`: secrets sealed at rest with an AEAD key (client secrets, refresh tokens,
 //!   webhook secrets); the key comes from a file or an environment variable.
 //! - `store`: reading, writing and watching the records in KV, with compare-and-set.
 
 pub mod model;
+pub mod onboarding;
 pub mod sealed;
 pub mod store;
 

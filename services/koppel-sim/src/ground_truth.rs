@@ -13,6 +13,10 @@ use koppel_events::EventType;
 
 use crate::world::{ChangeKind, WorldChange};
 
+mod discrepancy;
+
+pub use discrepancy::Discrepancy;
+
 /// The expected event per entity id.
 pub type ExpectedEvents = BTreeMap<String, (EventType, BTreeSet<String>)>;
 
@@ -75,16 +79,22 @@ pub fn expected_events(changes: &[WorldChange]) -> ExpectedEvents {
     expected
 }
 
-/// Differences between what one poll should have emitted and what it did, as readable lines.
-pub fn compare(label: &str, expected: &ExpectedEvents, emitted: &ExpectedEvents) -> Vec<String> {
-    let mut problems = Vec::new();
+/// Differences between what one poll should have emitted and what it did, one
+/// [`Discrepancy`] per entity; empty when they agree.
+pub fn compare(expected: &ExpectedEvents, emitted: &ExpectedEvents) -> Vec<Discrepancy> {
+    let mut discrepancies = Vec::new();
     for (entity, (event_type, fields)) in expected {
         match emitted.get(entity) {
-            None => problems.push(format!("{label}: missing {event_type:?} for {entity}")),
+            None => discrepancies.push(Discrepancy::Missing {
+                entity: entity.clone(),
+                expected: *event_type,
+            }),
             Some((emitted_type, _)) if emitted_type != event_type => {
-                problems.push(format!(
-                    "{label}: {entity}: expected {event_type:?}, got {emitted_type:?}"
-                ));
+                discrepancies.push(Discrepancy::WrongEventType {
+                    entity: entity.clone(),
+                    expected: *event_type,
+                    published: *emitted_type,
+                });
             }
             Some((_, emitted_fields)) => {
                 let creates = matches!(
@@ -92,21 +102,25 @@ pub fn compare(label: &str, expected: &ExpectedEvents, emitted: &ExpectedEvents)
                     EventType::EmployeeCreated | EventType::EmploymentStarted
                 );
                 if !creates && !fields.is_subset(emitted_fields) {
-                    problems.push(format!(
-                        "{label}: {entity}: log names {fields:?}, event {emitted_fields:?}"
-                    ));
+                    discrepancies.push(Discrepancy::FieldsDiffer {
+                        entity: entity.clone(),
+                        expected: fields.clone(),
+                        published: emitted_fields.clone(),
+                    });
                 }
             }
         }
     }
     for (entity, (event_type, fields)) in emitted {
         if !expected.contains_key(entity) {
-            problems.push(format!(
-                "{label}: extra {event_type:?} {fields:?} for {entity}"
-            ));
+            discrepancies.push(Discrepancy::Extra {
+                entity: entity.clone(),
+                published: *event_type,
+                fields: fields.clone(),
+            });
         }
     }
-    problems
+    discrepancies
 }
 
 #[cfg(test)]
@@ -128,6 +142,6 @@ mod tests {
             assert_eq!(expected[&employment].0, EventType::EmploymentStarted);
         }
         assert!(!expected.is_empty());
-        assert!(compare("self", &expected, &expected).is_empty());
+        assert!(compare(&expected, &expected).is_empty());
     }
 }

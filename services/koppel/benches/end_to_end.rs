@@ -29,15 +29,10 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
-use koppel::commands::delivery_check::{INSURER, WEBHOOK, check_delivery, wait_until_drained};
-use koppel::commands::demo::onboard;
 use koppel_bench_report::{Figure, record};
-use koppel_extract::{Extractor, ExtractorConfig, SyncOptions};
-use koppel_nats::{ConsumerSpec, NatsSettings, Topology, ensure_pull_consumer};
-use koppel_registry::{Registry, SecretKey};
-use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
-use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
+use koppel_harness::{INSURER, Pipeline, PipelineSettings, WEBHOOK};
+use koppel_nats::{ConsumerSpec, Topology, ensure_pull_consumer};
+use koppel_sim::suite::SuiteConfig;
 
 /// The allocator the `koppel` binary runs with, so the figures are the binary's.
 #[global_allocator]
@@ -75,72 +70,32 @@ async fn run() {
         "# koppel end-to-end benchmark: {} employers x {employees} employees, first sync + {days} days",
         2 * DEMO_EMPLOYERS_PER_SOURCE
     );
-    let nats_url = koppel_test_support::nats_server().url.clone();
-    let topology = koppel_test_support::topology().await;
-    let namespace = topology.names.namespace().unwrap().to_owned();
-    let encoded_key = SecretKey::generate_base64().unwrap();
-    let key = SecretKey::from_base64(&encoded_key).unwrap();
-    let shutdown = CancellationToken::new();
-    let suite = SimulatorSuite::start(
-        &SuiteConfig::local(7, DEMO_EMPLOYERS_PER_SOURCE, employees),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let nats = NatsSettings {
-        url: nats_url,
-        ..NatsSettings::default()
-    };
-    let extractor = Extractor::from_config(&ExtractorConfig {
-        nats: nats.clone(),
-        namespace: Some(namespace.clone()),
-        secret_key: koppel_extract::SecretKeySource::Inline {
-            base64: SecretString::from(encoded_key.clone()),
-        },
-        ..ExtractorConfig::default()
+    let namespace = koppel_test_support::unique_names()
+        .namespace()
+        .unwrap()
+        .to_owned();
+    let mut pipeline = Pipeline::start(&PipelineSettings {
+        nats_url: koppel_test_support::nats_server().url.clone(),
+        namespace,
+        suite: SuiteConfig::local(7, DEMO_EMPLOYERS_PER_SOURCE, employees),
+        poll_seconds: (60, 900),
+        retry: koppel_deliver::RetrySettings::default(),
     })
     .await
     .unwrap();
-    let registry = Registry::new(topology.registry.clone());
-    let onboarded = onboard(&suite, &topology, &registry, &key, &extractor, (60, 900))
-        .await
-        .unwrap();
-    let employer_keys: Vec<String> = onboarded
-        .employers
-        .iter()
-        .map(|(employer_key, _)| employer_key.clone())
-        .collect();
-
-    let deliverer = tokio::spawn(koppel_deliver::run(
-        koppel_deliver::DelivererConfig {
-            nats: nats.clone(),
-            namespace: Some(namespace.clone()),
-            secret_key: koppel_deliver::SecretKeySource::Inline {
-                base64: SecretString::from(encoded_key),
-            },
-            ..koppel_deliver::DelivererConfig::default()
-        },
-        shutdown.clone(),
-    ));
 
     let started = Instant::now();
-    let mut published = sync_all(&extractor, &employer_keys, &suite).await;
+    let mut published = sync_all(&pipeline).await;
     let first_sync = started.elapsed();
     for _ in 0..days {
-        suite.advance_days(1);
-        published += sync_all(&extractor, &employer_keys, &suite).await;
+        pipeline.suite.advance_days(1);
+        published += sync_all(&pipeline).await;
     }
     let extracted = started.elapsed();
-    for recipient in [INSURER, WEBHOOK] {
-        wait_until_drained(&topology, recipient, Duration::from_secs(1_800))
-            .await
-            .unwrap();
-    }
+    pipeline.drain(Duration::from_secs(1_800)).await.unwrap();
     let elapsed = started.elapsed();
-    shutdown.cancel();
-    deliverer.await.unwrap().unwrap();
 
-    let check = check_delivery(&topology, &registry, &suite).await.unwrap();
+    let check = pipeline.check_delivery().await.unwrap();
     assert_eq!(check.lost(), 0, "events were lost: {check:?}");
     assert_eq!(check.insurer_summary.order_violations, 0);
     assert_eq!(check.webhook_summary.order_violations, 0);
@@ -152,7 +107,8 @@ async fn run() {
         elapsed.as_secs_f64()
     );
 
-    let payloads = stream_contents(&topology, published).await;
+    let topology = &pipeline.topology;
+    let payloads = stream_contents(topology, published).await;
     let raw_time = raw_nats_share(&payloads).await;
     let raw_rate = payloads.len() as f64 / raw_time.as_secs_f64();
     println!(
@@ -190,23 +146,17 @@ async fn run() {
         "s",
     ))
     .unwrap();
-    suite.stop().await.unwrap();
+    pipeline.stop().await.unwrap();
 }
 
 /// Syncs every employer once, `CONCURRENT_EMPLOYERS` at a time; returns the events published.
-async fn sync_all(extractor: &Extractor, employer_keys: &[String], suite: &SimulatorSuite) -> u64 {
-    let options = SyncOptions {
-        reference_date: Some(suite.loket.with_world(koppel_sim::world::World::today)),
-        ..SyncOptions::default()
-    };
-    let outcomes: Vec<_> = futures::stream::iter(employer_keys)
-        .map(|employer_key| extractor.sync_employer_once(employer_key, &options))
-        .buffer_unordered(CONCURRENT_EMPLOYERS)
-        .collect()
-        .await;
-    outcomes
-        .into_iter()
-        .map(|outcome| outcome.unwrap().published.len() as u64)
+async fn sync_all(pipeline: &Pipeline) -> u64 {
+    pipeline
+        .sync_all(CONCURRENT_EMPLOYERS)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, _, outcome)| outcome.published.len() as u64)
         .sum()
 }
 

@@ -9,7 +9,7 @@
 //! - `commands`: one module per subcommand group.
 
 pub mod cli;
-pub mod commands;
+mod commands;
 pub mod context;
 pub mod output;
 

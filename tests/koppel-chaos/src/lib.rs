@@ -40,7 +40,7 @@ pub mod restartable_nats;
 
 pub use observer::PublishObserver;
 pub use pipeline::{ChaosPipeline, PipelineOptions};
-pub use process::{WorkerProcess, koppel_binary};
+pub use process::WorkerProcess;
 pub use report::ChaosReport;
 pub use restartable_nats::RestartableNats;
 

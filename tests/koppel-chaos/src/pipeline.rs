@@ -1,5 +1,5 @@
 //! The pipeline under chaos: simulators in this process (real HTTP on 127.0.0.1), onboarding
-//! as `koppel demo` does it, and `koppel extractor` and `koppel deliverer` as real child
+//! through koppel-harness as the demo does it, and `koppel extractor` and `koppel deliverer` as real child
 //! processes that a scenario kills and restarts. The world advances one simulated day at a
 //! time; each day's ground truth is recorded with the stream sequence it starts at, so the
 //! verifier can compare each day's events with that day's changes.
@@ -8,31 +8,40 @@
 //! last day has its event in the stream; "drained" means every recipient consumer has nothing
 //! pending and nothing unacknowledged.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use koppel::commands::delivery_check::{INSURER, WEBHOOK, check_delivery};
-use koppel::commands::demo::{LOKET_CONNECTION, UNIT4_CONNECTION, onboard};
 use koppel_events::EventType;
 use koppel_extract::{Extractor, ExtractorConfig};
+use koppel_harness::scoring::{
+    DayDiscrepancy, EmittedByConnection, GroundTruthScore, compare_day, record_published,
+};
+use koppel_harness::{
+    INSURER, WEBHOOK, backlog, check_delivery, eventually, eventually_every, koppel_binary,
+    onboard, wait_until_drained,
+};
 use koppel_nats::read::{ReadSpec, StartAt, read_stream};
 use koppel_nats::{NatsSettings, Topology, TopologySettings};
 use koppel_registry::{Registry, SecretKey};
 use koppel_sim::faults::FaultConfig;
-use koppel_sim::ground_truth::{ExpectedEvents, compare, expected_events};
+use koppel_sim::ground_truth::expected_events;
 use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
 use koppel_sim::world::{MutationRates, WorldChange};
 use tokio_util::sync::CancellationToken;
 
 use crate::observer::PublishObserver;
-use crate::process::{WorkerProcess, koppel_binary};
+use crate::process::WorkerProcess;
 use crate::report::ChaosReport;
 
-/// The recipients every pipeline has (as `koppel demo` onboards them).
-pub const RECIPIENTS: [&str; 2] = [INSURER, WEBHOOK];
+/// The recipients every pipeline has (as the harness onboards them).
+pub use koppel_harness::RECIPIENTS;
+
+/// How often a wait that reads the whole events stream reads it again.
+const STREAM_POLL: Duration = Duration::from_millis(200);
 
 /// How a pipeline is built. `PipelineOptions::new` gives a small world and fast retries.
 #[derive(Debug, Clone)]
@@ -287,35 +296,39 @@ impl ChaosPipeline {
 
     /// Waits until every employer has a `SyncCompleted` in the stream: the first full sync.
     async fn wait_first_sync(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + self.options.wait_timeout;
-        loop {
-            // A read error (NATS restarting) is "not yet", until the deadline.
-            let events = self
-                .read_events(1)
-                .await
-                .map(|(events, _)| events)
-                .unwrap_or_default();
-            let synced: BTreeSet<&str> = events
-                .iter()
-                .filter(|event| event.event_type == EventType::SyncCompleted)
-                .map(|event| event.employer_key.as_str())
-                .collect();
-            if self
-                .employers
-                .iter()
-                .all(|(employer, _)| synced.contains(employer.as_str()))
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the first sync did not complete for every employer within {} s (done: {synced:?})\n{}",
-                    self.options.wait_timeout.as_secs(),
-                    self.worker_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let done: Mutex<BTreeSet<String>> = Mutex::default();
+        let waited = eventually_every(
+            "the first sync of every employer",
+            self.options.wait_timeout,
+            STREAM_POLL,
+            || async {
+                // A read error (NATS restarting) is "not yet", until the deadline.
+                let events = self
+                    .read_events(1)
+                    .await
+                    .map(|(events, _)| events)
+                    .unwrap_or_default();
+                let synced: BTreeSet<String> = events
+                    .iter()
+                    .filter(|event| event.event_type == EventType::SyncCompleted)
+                    .map(|event| event.employer_key.clone())
+                    .collect();
+                let all = self
+                    .employers
+                    .iter()
+                    .all(|(employer, _)| synced.contains(employer));
+                *done.lock().unwrap_or_else(PoisonError::into_inner) = synced;
+                Ok(all)
+            },
+        )
+        .await;
+        waited.map(|_| ()).with_context(|| {
+            format!(
+                "done: {:?}\n{}",
+                done.lock().unwrap_or_else(PoisonError::into_inner),
+                self.worker_logs()
+            )
+        })
     }
 
     /// The events stream's last sequence (0 when empty).
@@ -410,9 +423,9 @@ impl ChaosPipeline {
         Ok((events, undecodable))
     }
 
-    /// Ground-truth problems of day `index` (0-based) against `events` (the stream from at
-    /// least that day's first sequence): lines containing ": missing " are losses.
-    fn day_problems(&self, index: usize, events: &[ObservedEvent]) -> Vec<String> {
+    /// Ground-truth discrepancies of day `index` (0-based) against `events` (the stream from
+    /// at least that day's first sequence).
+    fn day_discrepancies(&self, index: usize, events: &[ObservedEvent]) -> Vec<DayDiscrepancy> {
         let Some(day) = self.days.get(index) else {
             return Vec::new();
         };
@@ -420,35 +433,24 @@ impl ChaosPipeline {
             .days
             .get(index + 1)
             .map_or(u64::MAX, |next| next.first_sequence);
-        let mut emitted: HashMap<&str, ExpectedEvents> = HashMap::new();
+        let mut emitted = EmittedByConnection::new();
         for event in events.iter().filter(|event| {
             event.stream_sequence >= day.first_sequence && event.stream_sequence < end
         }) {
-            if matches!(
+            record_published(
+                &mut emitted,
+                &event.connection_id,
                 event.event_type,
-                EventType::SyncCompleted | EventType::EmployerUpserted
-            ) {
-                continue;
-            }
-            let entry = emitted
-                .entry(event.connection_id.as_str())
-                .or_default()
-                .entry(event.entity_id.clone())
-                .or_insert_with(|| (event.event_type, BTreeSet::new()));
-            entry.1.extend(event.changed_fields.iter().cloned());
+                &event.entity_id,
+                &event.changed_fields,
+            );
         }
-        let mut problems = Vec::new();
-        for (connection, changes) in [
-            (LOKET_CONNECTION, &day.loket),
-            (UNIT4_CONNECTION, &day.unit4),
-        ] {
-            problems.extend(compare(
-                &format!("day {} {connection}", index + 1),
-                &expected_events(changes),
-                emitted.get(connection).unwrap_or(&ExpectedEvents::new()),
-            ));
-        }
-        problems
+        compare_day(
+            u32::try_from(index + 1).unwrap_or(u32::MAX),
+            &day.loket,
+            &day.unit4,
+            &emitted,
+        )
     }
 
     /// Waits until every change of the last simulated day has its event in the stream, and
@@ -463,36 +465,45 @@ impl ChaosPipeline {
             return Ok(started.elapsed());
         };
         let from = self.days[index].first_sequence;
-        loop {
-            // A read error (NATS restarting) is "not yet", until the deadline.
-            let missing: Vec<String> = match self.read_events(from).await {
-                Ok((events, _)) => {
-                    let mut missing: Vec<String> = self
-                        .day_problems(index, &events)
-                        .into_iter()
-                        .filter(|problem| problem.contains(": missing "))
-                        .collect();
-                    missing.extend(self.unsaved_runs(&events).await);
-                    missing
-                }
-                Err(error) => vec![format!("cannot read the stream: {error:#}")],
-            };
-            if missing.is_empty() {
-                self.caught_up = true;
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() >= self.options.wait_timeout {
-                bail!(
-                    "{}: the extractor did not catch up with day {} within {} s; missing:\n{}\n{}",
-                    self.options.scenario,
-                    index + 1,
-                    self.options.wait_timeout.as_secs(),
-                    missing.join("\n"),
-                    self.worker_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let missing: Mutex<Vec<String>> = Mutex::default();
+        let waited = eventually_every(
+            &format!("the extractor caught up with day {}", index + 1),
+            self.options.wait_timeout,
+            STREAM_POLL,
+            || async {
+                // A read error (NATS restarting) is "not yet", until the deadline.
+                let now_missing: Vec<String> = match self.read_events(from).await {
+                    Ok((events, _)) => {
+                        let mut now_missing: Vec<String> = self
+                            .day_discrepancies(index, &events)
+                            .into_iter()
+                            .filter(|discrepancy| discrepancy.discrepancy.is_loss())
+                            .map(|discrepancy| discrepancy.to_string())
+                            .collect();
+                        now_missing.extend(self.unsaved_runs(&events).await);
+                        now_missing
+                    }
+                    Err(error) => vec![format!("cannot read the stream: {error:#}")],
+                };
+                let caught_up = now_missing.is_empty();
+                *missing.lock().unwrap_or_else(PoisonError::into_inner) = now_missing;
+                Ok(caught_up)
+            },
+        )
+        .await;
+        let took = waited.with_context(|| {
+            format!(
+                "{}: missing:\n{}\n{}",
+                self.options.scenario,
+                missing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .join("\n"),
+                self.worker_logs()
+            )
+        })?;
+        self.caught_up = true;
+        Ok(took)
     }
 
     /// Employers with events in `events` whose run has not finished: no sync of theirs has
@@ -554,76 +565,30 @@ impl ChaosPipeline {
     /// Messages pending plus unacknowledged on `recipient`'s consumer (`None` before the
     /// deliverer created it).
     pub async fn backlog(&self, recipient: &str) -> anyhow::Result<Option<u64>> {
-        let durable = self.topology.names.delivery_consumer(recipient)?;
-        let stream = self.topology.events_stream().await?;
-        let Ok(mut consumer) = stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
-            .await
-        else {
-            return Ok(None);
-        };
-        let info = consumer.info().await?;
-        Ok(Some(
-            info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0),
-        ))
+        backlog(&self.topology, recipient).await
     }
 
     /// Waits until every recipient's consumer has nothing pending and nothing unacknowledged.
     pub async fn wait_drained(&self) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        loop {
-            let mut drained = true;
-            for recipient in RECIPIENTS {
-                if self.backlog(recipient).await.ok().flatten() != Some(0) {
-                    drained = false;
-                }
-            }
-            if drained {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() >= self.options.wait_timeout {
-                let mut backlog = Vec::new();
-                for recipient in RECIPIENTS {
-                    backlog.push(format!("{recipient}: {:?}", self.backlog(recipient).await));
-                }
-                bail!(
-                    "{}: the recipients did not drain within {} s ({})\n{}",
-                    self.options.scenario,
-                    self.options.wait_timeout.as_secs(),
-                    backlog.join(", "),
-                    self.worker_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until_drained(&self.topology, &RECIPIENTS, self.options.wait_timeout)
+            .await
+            .with_context(|| format!("{}\n{}", self.options.scenario, self.worker_logs()))
     }
 
-    /// Polls `condition` every 50 ms until it holds or `timeout` passes.
+    /// Polls `condition` until it holds or `timeout` passes.
     pub async fn wait_for<F, Fut>(
         &self,
         what: &str,
         timeout: Duration,
-        mut condition: F,
+        condition: F,
     ) -> anyhow::Result<Duration>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<bool>>,
     {
-        let started = Instant::now();
-        loop {
-            if condition().await? {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() >= timeout {
-                bail!(
-                    "{}: timed out after {} s waiting for {what}\n{}",
-                    self.options.scenario,
-                    timeout.as_secs(),
-                    self.worker_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(what, timeout, condition)
+            .await
+            .with_context(|| format!("{}\n{}", self.options.scenario, self.worker_logs()))
     }
 
     /// The snapshot's sync revision of `employer_key`: it moves only when a run saved its
@@ -651,18 +616,16 @@ impl ChaosPipeline {
     /// [`ChaosPipeline::wait_drained`].
     pub async fn verify(&self, time_to_recover: Duration) -> anyhow::Result<ChaosReport> {
         let (events, undecodable) = self.read_events(1).await?;
-        let mut problems = Vec::new();
+        let mut discrepancies = Vec::new();
         let mut ground_truth_changes = 0u64;
         for (index, day) in self.days.iter().enumerate() {
             ground_truth_changes +=
                 (expected_events(&day.loket).len() + expected_events(&day.unit4).len()) as u64;
-            problems.extend(self.day_problems(index, &events));
+            discrepancies.extend(self.day_discrepancies(index, &events));
         }
-        let lost_in_extraction = problems
-            .iter()
-            .filter(|problem| problem.contains(": missing "))
-            .count() as u64;
-        let ground_truth_mismatches = problems.len() as u64 - lost_in_extraction;
+        let mut score = GroundTruthScore::default();
+        score.add(&discrepancies);
+        let mut problems: Vec<String> = discrepancies.iter().map(ToString::to_string).collect();
 
         let check = check_delivery(&self.topology, &self.registry, &self.suite).await?;
         for (recipient, side) in [(INSURER, &check.insurer), (WEBHOOK, &check.webhook)] {
@@ -707,7 +670,7 @@ impl ChaosPipeline {
             days: self.days(),
             ground_truth_changes,
             events_in_stream: events.len() as u64 + undecodable,
-            lost_in_extraction,
+            lost_in_extraction: score.lost,
             lost_in_delivery: per_recipient(
                 check.insurer.missing.len() as u64 + undecodable,
                 check.webhook.missing.len() as u64 + undecodable,
@@ -724,7 +687,7 @@ impl ChaosPipeline {
             duplicates_with_different_body: check.webhook_summary.duplicates_with_different_body,
             dead_lettered: per_recipient(check.insurer.dead_lettered, check.webhook.dead_lettered),
             delivered: per_recipient(check.insurer.delivered, check.webhook.delivered),
-            ground_truth_mismatches,
+            ground_truth_mismatches: score.mismatches,
             duplicate_ids_in_stream,
             revisions_reused,
             time_to_recover,

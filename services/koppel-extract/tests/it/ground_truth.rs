@@ -66,11 +66,11 @@ pub(crate) type Emitted = koppel_sim::ground_truth::ExpectedEvents;
 
 /// Compares one poll's events with the ground truth of the days since the previous poll.
 pub(crate) fn compare(day: u32, expected: &Emitted, emitted: &Emitted, problems: &mut Vec<String>) {
-    problems.extend(koppel_sim::ground_truth::compare(
-        &format!("day {day}"),
-        expected,
-        emitted,
-    ));
+    problems.extend(
+        koppel_sim::ground_truth::compare(expected, emitted)
+            .iter()
+            .map(|discrepancy| format!("day {day}: {discrepancy}")),
+    );
 }
 
 /// The ground truth of one day's changes, less the updates that undid themselves within the

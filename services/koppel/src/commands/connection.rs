@@ -15,7 +15,7 @@ use crate::context::{CliConfig, Context};
 use crate::output::Output;
 
 /// An extractor handle for onboarding calls: the same code path the worker uses.
-pub async fn extractor(config: &CliConfig) -> anyhow::Result<Extractor> {
+pub(crate) async fn extractor(config: &CliConfig) -> anyhow::Result<Extractor> {
     let extractor_config = ExtractorConfig {
         nats: config.nats.clone(),
         topology: config.topology.clone(),
@@ -40,7 +40,7 @@ struct ConnectionRow {
     employers: usize,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: ConnectionCommand,
     config: &CliConfig,
     output: Output,
@@ -235,7 +235,11 @@ pub async fn run(
 }
 
 /// `koppel employer discover --connection C`.
-pub async fn discover(connection: &str, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn discover(
+    connection: &str,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let extractor = extractor(config).await?;
     let employers = extractor
         .discover_employers(connection)

@@ -20,7 +20,11 @@ fn selection(target: &DlqTarget, sequence: Option<u64>) -> DlqSelection {
     selection
 }
 
-pub async fn run(command: DlqCommand, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    command: DlqCommand,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let context = Context::connect(config).await?;
     let topology = &context.topology;
     match command {

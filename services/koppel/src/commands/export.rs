@@ -17,7 +17,7 @@ use crate::context::{CliConfig, Context};
 use crate::output::Output;
 
 /// Accepts `2026-11-01T10:00:00Z` (RFC 3339) or `2026-11-01` (midnight UTC).
-pub fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&Utc));
     }
@@ -34,7 +34,11 @@ enum Sink<'schema> {
     Jsonl(BufWriter<File>),
 }
 
-pub async fn run(arguments: ExportArgs, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    arguments: ExportArgs,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let since = arguments.since.as_deref().map(parse_time).transpose()?;
     let until = arguments.until.as_deref().map(parse_time).transpose()?;
     if let (Some(since), Some(until)) = (since, until)

@@ -1,27 +1,25 @@
 //! One module per subcommand group, and the dispatch over them.
 
-pub mod connection;
-pub mod delivery_check;
-pub mod demo;
-pub mod dlq;
-pub mod export;
-pub mod local_nats;
-pub mod registry;
-pub mod replay;
-pub mod schema;
-pub mod setup;
-pub mod sim;
-pub mod status;
-pub mod sync;
-pub mod tail;
-pub mod workers;
+mod connection;
+mod demo;
+mod dlq;
+mod export;
+mod registry;
+mod replay;
+mod schema;
+mod setup;
+mod sim;
+mod status;
+mod sync;
+mod tail;
+mod workers;
 
 use crate::cli::{Cli, Command, KeyCommand};
 use crate::context::{CliConfig, Context};
 use crate::output::Output;
 
 /// Runs the parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let output = Output { format: cli.output };
     // The workers load their own config (extractor.toml, deliverer.toml) and telemetry.
     match &cli.command {

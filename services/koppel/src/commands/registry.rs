@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use koppel_registry::model::InsurerEmployerLink;
-use koppel_registry::{EmployerRegistration, Recipient, RecipientSettings, SecretKey};
+use koppel_registry::onboarding::{self, InsurerTerms, OnboardingError};
+use koppel_registry::{
+    EmployerRegistration, Recipient, RecipientSettings, RegistryError, SecretKey,
+};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -31,7 +33,7 @@ struct RecipientRow {
     employers: usize,
 }
 
-pub async fn recipient(
+pub(crate) async fn recipient(
     command: RecipientCommand,
     context: &Context,
     output: Output,
@@ -43,19 +45,17 @@ pub async fn recipient(
             let recipient = match add {
                 AddRecipient::Insurer(arguments) => {
                     let token = secret_from_env(&arguments.token_env)?;
-                    let existing_links = match context.registry.recipient(&arguments.name).await {
-                        Ok(Recipient {
-                            settings: RecipientSettings::PensionInsurer { employer_links, .. },
-                            ..
-                        }) => employer_links,
-                        _ => BTreeMap::new(),
-                    };
                     Recipient {
                         settings: RecipientSettings::PensionInsurer {
                             base_url: arguments.base_url,
-                            api_token: key
-                                .seal(&token, &format!("recipient/{}/api_token", arguments.name))?,
-                            employer_links: existing_links,
+                            api_token: key.seal(
+                                &token,
+                                &koppel_deliver::recipient::secret_context(
+                                    &arguments.name,
+                                    "api_token",
+                                ),
+                            )?,
+                            employer_links: BTreeMap::new(),
                         },
                         name: arguments.name,
                         max_in_flight: arguments.max_in_flight,
@@ -66,17 +66,20 @@ pub async fn recipient(
                     Recipient {
                         settings: RecipientSettings::Webhook {
                             url: arguments.url,
-                            secret: key
-                                .seal(&secret, &format!("recipient/{}/secret", arguments.name))?,
+                            secret: key.seal(
+                                &secret,
+                                &koppel_deliver::recipient::secret_context(
+                                    &arguments.name,
+                                    "secret",
+                                ),
+                            )?,
                         },
                         name: arguments.name,
                         max_in_flight: arguments.max_in_flight,
                     }
                 }
             };
-            context
-                .registry
-                .put_recipient(&recipient)
+            let recipient = onboarding::register_recipient(&context.registry, recipient)
                 .await
                 .context("cannot register the recipient")?;
             output.text(format!("recipient {} registered", recipient.name));
@@ -133,18 +136,7 @@ struct EmployerRow {
     enabled: bool,
 }
 
-/// The default key: connection id plus the start of the source id, which is unique enough
-/// within a connection and readable in subjects.
-fn default_employer_key(connection: &str, source_id: &str) -> String {
-    let short: String = source_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(8)
-        .collect();
-    format!("{connection}-{short}")
-}
-
-pub async fn employer(
+pub(crate) async fn employer(
     command: EmployerCommand,
     context: &Context,
     output: Output,
@@ -152,7 +144,7 @@ pub async fn employer(
     match command {
         EmployerCommand::Add(arguments) => {
             let employer_key = arguments.key.clone().unwrap_or_else(|| {
-                default_employer_key(&arguments.connection, &arguments.source_id)
+                onboarding::default_employer_key(&arguments.connection, &arguments.source_id)
             });
             let registration = EmployerRegistration {
                 employer_key: employer_key.clone(),
@@ -164,34 +156,20 @@ pub async fn employer(
                 removal_threshold_percent: arguments.removal_threshold_percent,
                 enabled: true,
             };
-            // A pension insurer identifies the employer by its loonheffingennummer: record the
-            // link on each insurer recipient, so delivery needs no other lookup.
-            for recipient_name in &arguments.recipients {
-                let mut recipient = context.registry.recipient(recipient_name).await?;
-                if let RecipientSettings::PensionInsurer { employer_links, .. } =
-                    &mut recipient.settings
-                {
-                    let Some(payroll_tax_number) = arguments.payroll_tax_number.clone() else {
-                        bail!(
-                            "recipient {recipient_name} is a pension insurer: give --payroll-tax-number (loonheffingennummer)"
-                        );
-                    };
-                    employer_links.insert(
-                        employer_key.clone(),
-                        InsurerEmployerLink {
-                            payroll_tax_number,
-                            contract_number: arguments.insurer_contract.clone(),
-                            scheme_id: None,
-                        },
-                    );
-                    context.registry.put_recipient(&recipient).await?;
+            let terms = InsurerTerms {
+                contract_number: arguments.insurer_contract.clone(),
+                scheme_id: None,
+            };
+            match onboarding::register_employer(&context.registry, &registration, &terms).await {
+                Ok(()) => {}
+                Err(OnboardingError::MissingPayrollTaxNumber { recipient, .. }) => bail!(
+                    "recipient {recipient} is a pension insurer: give --payroll-tax-number (loonheffingennummer)"
+                ),
+                Err(OnboardingError::Registry(error @ RegistryError::NotFound { .. })) => {
+                    return Err(error.into());
                 }
+                Err(error) => return Err(error).context("cannot register the employer"),
             }
-            context
-                .registry
-                .put_employer(&registration)
-                .await
-                .context("cannot register the employer")?;
             output.text(format!(
                 "employer {employer_key} linked to {}",
                 if arguments.recipients.is_empty() {

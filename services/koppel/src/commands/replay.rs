@@ -15,7 +15,11 @@ use crate::commands::export::parse_time;
 use crate::context::{CliConfig, Context};
 use crate::output::Output;
 
-pub async fn run(arguments: ReplayArgs, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    arguments: ReplayArgs,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let start = match (&arguments.since, arguments.from_seq) {
         (Some(since), None) => {
             let start_time = parse_time(since)?;

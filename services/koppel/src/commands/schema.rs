@@ -18,7 +18,7 @@ struct SchemaRow {
     legacy_fingerprint: String,
 }
 
-pub fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
+pub(crate) fn run(command: SchemaCommand, output: Output) -> anyhow::Result<()> {
     let catalog = catalog().context("the compiled-in schemas are broken")?;
     match command {
         SchemaCommand::List => {

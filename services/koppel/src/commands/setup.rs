@@ -22,7 +22,7 @@ struct StreamRow {
     messages: u64,
 }
 
-pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
     let client = koppel_nats::connect(&config.nats)
         .await
         .context("cannot connect to NATS")?;

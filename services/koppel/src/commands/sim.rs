@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use koppel_extract::{Extractor, ExtractorConfig};
+use koppel_harness::{Onboarded, onboard};
 use koppel_registry::SecretKey;
 use koppel_sim::suite::{SimulatorSuite, SuiteConfig};
 use serde_json::json;
 
 use crate::cli::SimArgs;
-use crate::commands::demo::{Onboarded, onboard};
 use crate::context::{CliConfig, Context};
 use crate::output::Output;
 
-pub async fn run(arguments: SimArgs, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    arguments: SimArgs,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let shutdown = koppel_runtime::shutdown_on_signal();
     let suite_config = SuiteConfig {
         listen_host: arguments.listen_host,

@@ -47,7 +47,7 @@ struct Status {
     registry_problems: Vec<RegistryProblemStatus>,
 }
 
-pub async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &CliConfig, output: Output) -> anyhow::Result<()> {
     let context = Context::connect(config).await?;
     let snapshot = context.registry.snapshot().await?;
     let stream = context.topology.events_stream().await?;

@@ -14,7 +14,7 @@ use crate::commands::connection::extractor;
 use crate::context::CliConfig;
 use crate::output::Output;
 
-pub async fn run(
+pub(crate) async fn run(
     employer: &str,
     full: bool,
     config: &CliConfig,

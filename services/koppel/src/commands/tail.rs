@@ -12,7 +12,11 @@ use crate::cli::TailArgs;
 use crate::context::{CliConfig, Context};
 use crate::output::{Output, mask_bsns};
 
-pub async fn run(arguments: TailArgs, config: &CliConfig, output: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    arguments: TailArgs,
+    config: &CliConfig,
+    output: Output,
+) -> anyhow::Result<()> {
     let source = match &arguments.source {
         Some(token) => Some(
             SourceSystem::from_token(token)

@@ -126,7 +126,7 @@ where
         .with_context(|| format!("the {what} stopped"))
 }
 
-pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
+pub(crate) async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
     run_worker(
         cli,
         arguments,
@@ -145,7 +145,7 @@ pub async fn extractor(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> 
     .await
 }
 
-pub async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
+pub(crate) async fn deliverer(cli: &Cli, arguments: &WorkerArgs) -> anyhow::Result<()> {
     run_worker(
         cli,
         arguments,

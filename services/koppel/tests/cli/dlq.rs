@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use koppel_events::sample;
+use koppel_harness::eventually;
+use koppel_harness::onboarding::webhook_recipient;
 use koppel_nats::{PreparedEvent, Publisher, PublisherSettings};
-use koppel_registry::{Recipient, RecipientSettings, Registry, SecretKey};
+use koppel_registry::{Registry, SecretKey};
 use koppel_sim::faults::FaultConfig;
 use koppel_sim::webhook_receiver::{WebhookReceiver, WebhookReceiverConfig};
 use secrecy::SecretString;
@@ -25,19 +27,7 @@ pub(crate) async fn subscribe_webhook(installation: &Installation, url: &str) {
     let registry = Registry::new(installation.topology.registry.clone());
     register_connection(&registry, &key).await;
     registry
-        .put_recipient(&Recipient {
-            name: "hooks".to_owned(),
-            settings: RecipientSettings::Webhook {
-                url: url.to_owned(),
-                secret: key
-                    .seal(
-                        &SecretString::from(SECRET),
-                        &koppel_deliver::recipient::secret_context("hooks", "secret"),
-                    )
-                    .unwrap(),
-            },
-            max_in_flight: 4,
-        })
+        .put_recipient(&webhook_recipient(&key, "hooks", url, SECRET, 4).unwrap())
         .await
         .unwrap();
     registry
@@ -128,19 +118,20 @@ async fn dead_letters_are_listed_and_retry_redelivers_them() {
     .unwrap();
 
     let selection = koppel_deliver::dlq::DlqSelection::recipient("hooks");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while koppel_deliver::dlq::list(&installation.topology, &selection)
-        .await
-        .unwrap()
-        .len()
-        < 3
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the events were not dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the events were dead-lettered",
+        Duration::from_secs(60),
+        || async {
+            Ok(
+                koppel_deliver::dlq::list(&installation.topology, &selection)
+                    .await?
+                    .len()
+                    >= 3,
+            )
+        },
+    )
+    .await
+    .unwrap();
 
     let listed = installation.koppel(&["--output", "json", "dlq", "list", "--recipient", "hooks"]);
     assert!(listed.status.success(), "{}", stderr(&listed));

@@ -17,6 +17,11 @@ use koppel_events::sample;
 use koppel_nats::{PreparedEvent, Publisher, PublisherSettings, Topology, TopologySettings};
 use koppel_test_support::{connect, nats_server, unique_names};
 
+/// The `koppel` program under test, found the one way every end-to-end test finds it.
+fn koppel_binary() -> std::path::PathBuf {
+    koppel_harness::koppel_binary().unwrap()
+}
+
 pub(crate) struct Installation {
     pub(crate) namespace: String,
     pub(crate) secret_key: String,
@@ -42,7 +47,7 @@ impl Installation {
     }
 
     pub(crate) fn koppel(&self, arguments: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_koppel"))
+        Command::new(koppel_binary())
             .args(arguments)
             .env("KOPPEL_NATS_URL", &nats_server().url)
             .env("KOPPEL_NAMESPACE", &self.namespace)
@@ -341,7 +346,7 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
         assert!(error.starts_with(expected), "{arguments:?}: {error}");
     }
 
-    let without_key = Command::new(env!("CARGO_BIN_EXE_koppel"))
+    let without_key = Command::new(koppel_binary())
         .args([
             "recipient",
             "add",
@@ -365,7 +370,7 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
         stderr(&without_key)
     );
 
-    let unreachable = Command::new(env!("CARGO_BIN_EXE_koppel"))
+    let unreachable = Command::new(koppel_binary())
         .args(["--nats-url", "nats://127.0.0.1:1", "employer", "list"])
         .output()
         .unwrap();
@@ -375,7 +380,7 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
             .starts_with("error: cannot connect to NATS: cannot reach NATS at nats://127.0.0.1:1")
     );
 
-    let usage = Command::new(env!("CARGO_BIN_EXE_koppel"))
+    let usage = Command::new(koppel_binary())
         .args(["export"])
         .output()
         .unwrap();

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use koppel_events::{Event, sample};
+use koppel_harness::eventually;
 use koppel_nats::{PreparedEvent, Publisher, PublisherSettings};
 use koppel_sim::webhook_receiver::{WebhookReceiver, WebhookReceiverConfig};
 
@@ -40,14 +41,13 @@ async fn replay_redelivers_with_the_original_keys_and_only_subscribed_employers(
     .publish_all(&prepared)
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while receiver.summary().accepted < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the events were not delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the events were delivered",
+        Duration::from_secs(30),
+        || async { Ok(receiver.summary().accepted >= 3) },
+    )
+    .await
+    .unwrap();
     shutdown.cancel();
     deliverer.await.unwrap().unwrap();
 

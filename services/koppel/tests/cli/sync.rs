@@ -33,7 +33,7 @@ async fn a_full_sync_publishes_the_employer_and_a_rerun_publishes_nothing() {
     .await
     .unwrap();
     let registry = Registry::new(installation.topology.registry.clone());
-    let onboarded = koppel::commands::demo::onboard(
+    let onboarded = koppel_harness::onboard(
         &suite,
         &installation.topology,
         &registry,
@@ -46,7 +46,7 @@ async fn a_full_sync_publishes_the_employer_and_a_rerun_publishes_nothing() {
     let (employer_key, _) = onboarded
         .employers
         .iter()
-        .find(|(_, connection)| connection == "loket-demo")
+        .find(|(_, connection)| connection == koppel_harness::LOKET_CONNECTION)
         .unwrap()
         .clone();
 

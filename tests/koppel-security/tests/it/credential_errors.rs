@@ -15,12 +15,7 @@ async fn refused_source_credentials_are_clear_errors_that_do_not_repeat_them() {
     let suite = SimulatorSuite::start(&SuiteConfig::local(9, 1, 2), shutdown.clone())
         .await
         .unwrap();
-    let loket_secret = suite
-        .loket
-        .config()
-        .client_secret
-        .clone()
-        .unwrap_or_default();
+    let loket_secret = koppel_harness::onboarding::loket_client_secret(&suite);
     // Shaped like a real one, unknown to the simulator.
     let unknown_refresh_token = format!(
         "{}{}",

@@ -10,7 +10,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::StreamExt;
-use koppel_registry::{Recipient, RecipientSettings, SealError, SecretKey};
+use koppel_harness::onboarding::{insurer_recipient, webhook_recipient};
+use koppel_registry::{RecipientSettings, SealError, SecretKey};
 use koppel_sim::suite::{SimulatorSuite, SuiteConfig, UNIT4_CLIENT_SECRET};
 use secrecy::ExposeSecret;
 
@@ -93,30 +94,29 @@ async fn secrets_in_kv_are_sealed_and_need_the_right_key() {
         .store_refresh_token("loket-sealed", &refresh_token)
         .await;
     registry
-        .put_recipient(&Recipient {
-            name: "insurer-sealed".to_owned(),
-            settings: RecipientSettings::PensionInsurer {
-                base_url: "http://127.0.0.1:2".to_owned(),
-                api_token: space.seal_recipient_secret(
-                    "insurer-sealed",
-                    "api_token",
-                    &insurer_token,
-                ),
-                employer_links: Default::default(),
-            },
-            max_in_flight: 4,
-        })
+        .put_recipient(
+            &insurer_recipient(
+                &space.key,
+                "insurer-sealed",
+                "http://127.0.0.1:2",
+                &insurer_token,
+                4,
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     registry
-        .put_recipient(&Recipient {
-            name: "hooks-sealed".to_owned(),
-            settings: RecipientSettings::Webhook {
-                url: "http://127.0.0.1:3/webhooks".to_owned(),
-                secret: space.seal_recipient_secret("hooks-sealed", "secret", &webhook_secret),
-            },
-            max_in_flight: 4,
-        })
+        .put_recipient(
+            &webhook_recipient(
+                &space.key,
+                "hooks-sealed",
+                "http://127.0.0.1:3/webhooks",
+                &webhook_secret,
+                4,
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
 

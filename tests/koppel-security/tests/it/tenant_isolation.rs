@@ -16,7 +16,7 @@ use std::time::Duration;
 use koppel_deliver::dlq::{self, DlqSelection};
 use koppel_extract::{Extractor, ExtractorConfig, SyncOptions};
 use koppel_nats::{NatsSettings, Topology};
-use koppel_registry::{EmployerRegistration, Recipient, RecipientSettings};
+use koppel_registry::{EmployerRegistration, Recipient};
 use koppel_sim::suite::{LOKET_USER, SimulatorSuite, SuiteConfig, UNIT4_CLIENT_SECRET};
 use koppel_sim::webhook_receiver::{
     self, RunningWebhookReceiver, WebhookReceiver, WebhookReceiverConfig,
@@ -31,14 +31,7 @@ const TENANT_A: &str = "tenant-a";
 const TENANT_B: &str = "tenant-b";
 
 fn webhook(space: &TestNamespace, name: &str, url: &str) -> Recipient {
-    Recipient {
-        name: name.to_owned(),
-        settings: RecipientSettings::Webhook {
-            url: url.to_owned(),
-            secret: space.seal_recipient_secret(name, "secret", WEBHOOK_SECRET),
-        },
-        max_in_flight: 8,
-    }
+    koppel_harness::onboarding::webhook_recipient(&space.key, name, url, WEBHOOK_SECRET, 8).unwrap()
 }
 
 /// Every message a receiver verified (duplicates included), as (event id, employer key).
@@ -116,27 +109,13 @@ impl Tenants {
 
     /// Waits until the recipient's consumer has nothing pending or unacknowledged.
     async fn drained(&self, recipient: &str) {
-        let durable = self
-            .space
-            .topology
-            .names
-            .delivery_consumer(recipient)
-            .unwrap();
-        let stream = self.space.topology.events_stream().await.unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(info) = stream.consumer_info(&durable).await
-                && info.num_pending == 0
-                && info.num_ack_pending == 0
-            {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{recipient} did not drain"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        koppel_harness::wait_until_drained(
+            &self.space.topology,
+            &[recipient],
+            Duration::from_secs(90),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -177,12 +156,7 @@ async fn a_recipient_never_receives_another_employers_events() {
     let mut printed: Vec<Captured> = Vec::new();
 
     // Onboarding: two processors' connections, one employer each, one recipient each.
-    let loket_secret = suite
-        .loket
-        .config()
-        .client_secret
-        .clone()
-        .unwrap_or_default();
+    let loket_secret = koppel_harness::onboarding::loket_client_secret(&suite);
     space
         .register_loket_connection(
             "loket-a",

@@ -1,4 +1,4 @@
-//! A throwaway nats-server for the demo: JetStream on, storage in a temp dir, loopback only,
+//! A throwaway nats-server for the demo (when no NATS URL is given): JetStream on, storage in a temp dir, loopback only,
 //! killed and cleaned up on drop.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

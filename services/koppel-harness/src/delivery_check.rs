@@ -1,22 +1,19 @@
 //! What reached each recipient simulator, against what the events stream holds: the delivery
-//! half of "nothing lost", shared by `koppel demo` and the chaos suite (`tests/koppel-chaos`).
+//! half of "nothing lost", shared by the demo pipeline, the chaos suite (`tests/koppel-chaos`)
+//! and the end-to-end benchmark.
 //!
 //! Every event in the stream that a recipient should get must have been applied by it (or
 //! answered finally, see [`check_delivery`]) or be in its dead letters; anything else is lost.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use koppel_nats::Topology;
 use koppel_nats::read::{ReadSpec, StartAt, read_stream};
 use koppel_registry::{RecipientSettings, Registry};
 use koppel_sim::suite::SimulatorSuite;
 use serde::Serialize;
 
-/// The recipient names `demo::onboard` registers.
-pub const INSURER: &str = "insurer";
-pub const WEBHOOK: &str = "webhooks";
+use crate::onboarding::{INSURER, WEBHOOK};
 
 /// One recipient's side of the check.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -198,33 +195,4 @@ async fn dead_letter_ids(
         .into_iter()
         .filter_map(|letter| letter.event_id)
         .collect())
-}
-
-/// Polls the recipient's consumer until nothing is pending or unacknowledged.
-pub async fn wait_until_drained(
-    topology: &Topology,
-    recipient: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let durable = topology.names.delivery_consumer(recipient)?;
-    let stream = topology.events_stream().await?;
-    loop {
-        if let Ok(mut consumer) = stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
-            .await
-            && let Ok(info) = consumer.info().await
-            && info.num_pending == 0
-            && info.num_ack_pending == 0
-        {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "recipient {recipient} did not drain within {} s",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

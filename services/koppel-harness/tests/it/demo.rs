@@ -8,32 +8,24 @@
 //! engine's ground truth and the stream, no per-employee order violation at any recipient,
 //! every published event delivered or dead-lettered, with faults injected on both sides.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::time::Duration;
 
-use koppel::cli::DemoArgs;
-use koppel::commands::demo::run_demo;
-use koppel::output::{Output, OutputFormat};
+use koppel_harness::demo::{DemoSettings, run_demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_loses_nothing_and_keeps_per_employee_order() {
     let nats = koppel_test_support::nats_server();
-    let arguments = DemoArgs {
+    let settings = DemoSettings {
         seed: 7,
-        employers: 2,
-        employees: 15,
+        employers_per_source: 2,
+        employees_per_employer: 15,
         days: 20,
-        drain_timeout_seconds: 300,
+        drain_timeout: Duration::from_secs(300),
     };
 
-    let summary = run_demo(
-        &arguments,
-        Some(nats.url.clone()),
-        Output {
-            format: OutputFormat::Json,
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_demo(&settings, Some(nats.url.clone()), &mut |_| {})
+        .await
+        .unwrap();
 
     let report = serde_json::to_string_pretty(&summary).unwrap();
     assert_eq!(summary.lost, 0, "{report}");

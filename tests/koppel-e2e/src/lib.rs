@@ -1,1 +1,0 @@
-//! End-to-end test harness for koppel; the tests live in tests/.
