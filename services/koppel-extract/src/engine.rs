@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http_source::ErrorClass;
+use crate::mapping::{EffectiveDate, amsterdam_date, employment_change_effective_date};
 use crate::snapshot::{ContentDigest, EntityState, Snapshot, changed_fields};
 use crate::source::{FetchMode, FetchRequest, Source, SourceError, SourceFetch};
 
@@ -224,8 +225,9 @@ impl RunHeader<'_> {
         revision: i64,
         content_hash: &[u8; 32],
         changed_fields: Vec<String>,
-        effective_date: Option<NaiveDate>,
+        effective: impl Into<Option<EffectiveDate>>,
     ) -> EventHeader {
+        let effective: Option<EffectiveDate> = effective.into();
         let event_id = derive_event_id(EventIdInput {
             source: self.source,
             connection_id: self.connection_id,
@@ -238,7 +240,7 @@ impl RunHeader<'_> {
             event_id,
             event_type,
             observed_at: self.observed_at,
-            effective_date,
+            effective_date: effective.map(EffectiveDate::date),
             source: self.source,
             connection_id: self.connection_id.to_owned(),
             employer_key: self.employer_key.to_owned(),
@@ -246,6 +248,7 @@ impl RunHeader<'_> {
             revision,
             run_id: self.run_id.to_owned(),
             changed_fields,
+            effective_date_is_observation: effective.map(EffectiveDate::is_observation),
         }
     }
 }
@@ -289,7 +292,7 @@ pub async fn sync_employer<S: Source>(
     let run_id = Uuid::new_v4().to_string();
     let reference_date = options
         .reference_date
-        .unwrap_or_else(|| started_at.date_naive());
+        .unwrap_or_else(|| amsterdam_date(started_at));
     let employer_key = registration.employer_key.as_str();
     let watermark = Watermark::load(&context.topology.watermarks, employer_key).await?;
     let mode = choose_mode(source, watermark.as_ref(), options, started_at);
@@ -440,6 +443,10 @@ pub async fn sync_employer<S: Source>(
     // Every event is acknowledged: now, and only now, the snapshot may move.
     apply_planned(&mut snapshot, &planned);
     update_layouts(&mut snapshot, &fetch)?;
+    // A held-back run may be a source that lost its lists: it forgets nothing.
+    if !held_back_now {
+        forget_ended_employments_gone_from_the_source(&mut snapshot, &fetch);
+    }
     if emit_marker {
         snapshot.sync_revision += 1;
     }
@@ -546,6 +553,20 @@ fn update_layouts(snapshot: &mut Snapshot, fetch: &SourceFetch) -> Result<(), Sy
     Ok(())
 }
 
+/// An employment published as ended that the source no longer lists (a user filter hiding
+/// ex-employees, say) is forgotten without an event: `diff` plans no second, empty
+/// EmploymentEnded for it.
+pub(crate) fn forget_ended_employments_gone_from_the_source(
+    snapshot: &mut Snapshot,
+    fetch: &SourceFetch,
+) {
+    if let Some(present) = &fetch.present_employment_ids {
+        snapshot
+            .employments
+            .retain(|id, state| !state.ended || present.contains(id));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn sync_completed(
     header: &RunHeader<'_>,
@@ -642,6 +663,9 @@ fn removed_employment(employment_id: &str, state: &EntityState) -> Employment {
         salary: None,
         pensionable_salary: None,
         pension_scheme: None,
+        placement_valid_from: None,
+        hours_valid_from: None,
+        salary_valid_from: None,
     }
 }
 
@@ -710,7 +734,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         changed,
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employer: employer.clone(),
                 }),
@@ -744,7 +768,7 @@ fn diff(
             revision,
             &content.content_hash,
             changed,
-            Some(reference_date),
+            EffectiveDate::Observed(reference_date),
         );
         let payload = EmployeeEvent {
             header: event_header,
@@ -770,25 +794,27 @@ fn diff(
                 EventType::EmploymentStarted,
                 1,
                 Vec::new(),
-                Some(employment.start_date),
+                EffectiveDate::Source(employment.start_date),
             ),
             Some(state) if state.digest == content.short() => continue,
             Some(state) => {
                 let changed =
                     changed_fields(&snapshot.employment_fields, &state.field_digests, &content);
-                if !state.ended && employment.end_date.is_some() {
+                if let (false, Some(end_date)) = (state.ended, employment.end_date) {
                     (
                         EventType::EmploymentEnded,
                         state.revision + 1,
                         changed,
-                        employment.end_date,
+                        EffectiveDate::Source(end_date),
                     )
                 } else {
+                    let effective =
+                        employment_change_effective_date(employment, &changed, reference_date);
                     (
                         EventType::EmploymentChanged,
                         state.revision + 1,
                         changed,
-                        Some(reference_date),
+                        effective,
                     )
                 }
             }
@@ -836,6 +862,11 @@ fn diff(
             .collect();
         gone.sort_by(|a, b| a.0.cmp(b.0));
         for (id, state) in gone {
+            // Already published as ended: dropping off the list (a user filter hiding
+            // ex-employees, say) ends nothing a second time; the run forgets it after publishing.
+            if state.ended {
+                continue;
+            }
             let employment = removed_employment(id, state);
             let content = digest(&employment)?;
             let revision = state.revision + 1;
@@ -853,7 +884,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         vec!["removed".to_owned()],
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employment,
                     employee,
@@ -882,7 +913,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         vec!["removed".to_owned()],
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employee,
                 }),

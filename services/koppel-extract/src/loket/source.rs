@@ -39,8 +39,8 @@ use serde_json::Value;
 use super::LoketSettings;
 use super::client::LoketClient;
 use super::mapping::{
-    ManagerDirectory, MappingError, map_employee, map_employer, map_employment, parse_date,
-    valid_on,
+    ManagerDirectory, MappingError, in_force_or_upcoming, map_employee, map_employer,
+    map_employment, parse_date,
 };
 use super::wire::{
     CitizenServiceNumber, Department, EmployerUser, LoketEmployee, LoketEmployer, LoketEmployment,
@@ -298,6 +298,25 @@ impl LoketSource {
         let is_listed_as_running = |id: &str| {
             organization_by_employment.contains_key(id) || hours_by_employment.contains_key(id)
         };
+        // An actual slice that ends before the employment does has a successor entered ahead
+        // (a change per next month): such an employment is read in full every run, histories
+        // included, so the upcoming slice (and the manager of an upcoming department) is
+        // published when entered.
+        let has_successor = |employment: &LoketEmployment| {
+            let employment_end = end_date_of(employment);
+            let ends_early = |end: Option<&str>| {
+                parse_date("endDate", end)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|end| employment_end.is_none_or(|last| end < last))
+            };
+            organization_by_employment
+                .get(&employment.id)
+                .is_some_and(|entity| ends_early(entity.end_date.as_deref()))
+                || hours_by_employment
+                    .get(&employment.id)
+                    .is_some_and(|hours| ends_early(hours.end_date.as_deref()))
+        };
         let mut content_employments: Vec<&LoketEmployment> = Vec::new();
         let mut employees_needing_content: HashSet<String> = HashSet::new();
         for employment in &employments {
@@ -323,7 +342,7 @@ impl LoketSource {
             if finished {
                 continue;
             }
-            if changed || !known {
+            if changed || !known || has_successor(employment) {
                 content_employments.push(employment);
             }
         }
@@ -344,7 +363,11 @@ impl LoketSource {
         // the future `Send` (a known limit of higher-ranked lifetimes in async closures).
         let detail_jobs: Vec<(String, bool)> = content_employments
             .iter()
-            .map(|employment| (employment.id.clone(), is_listed_as_running(&employment.id)))
+            .map(|employment| {
+                let actual_is_enough =
+                    is_listed_as_running(&employment.id) && !has_successor(employment);
+                (employment.id.clone(), actual_is_enough)
+            })
             .collect();
         let details: Vec<(String, Result<EmploymentDetails, SourceError>)> =
             futures::stream::iter(detail_jobs)
@@ -388,12 +411,11 @@ impl LoketSource {
         // The organisational entity chosen per employment: the running one from the
         // employer-wide list, else the one valid on the reference date from its own history.
         let organization_of = |employment: &LoketEmployment| -> Option<&OrganizationalEntity> {
-            organization_by_employment.get(&employment.id).or_else(|| {
-                details_by_employment
-                    .get(&employment.id)
-                    .and_then(|details| details.organizational_entities.as_deref())
-                    .and_then(|history| valid_on(history, reference_for(employment)))
-            })
+            details_by_employment
+                .get(&employment.id)
+                .and_then(|details| details.organizational_entities.as_deref())
+                .and_then(|history| in_force_or_upcoming(history, reference_for(employment)))
+                .or_else(|| organization_by_employment.get(&employment.id))
         };
 
         // Managers, through the department-manager heuristic.
@@ -462,12 +484,11 @@ impl LoketSource {
             }
             let details = details_by_employment.get(&employment.id);
             let date = reference_for(employment);
-            let hours = hours_by_employment.get(&employment.id).or_else(|| {
-                details
-                    .and_then(|details| details.working_hours.as_deref())
-                    .and_then(|history| valid_on(history, date))
-            });
-            let wage = details.and_then(|details| valid_on(&details.wages, date));
+            let hours = details
+                .and_then(|details| details.working_hours.as_deref())
+                .and_then(|history| in_force_or_upcoming(history, date))
+                .or_else(|| hours_by_employment.get(&employment.id));
+            let wage = details.and_then(|details| in_force_or_upcoming(&details.wages, date));
             let result: Result<Employment, MappingError> = map_employment(
                 employment,
                 organization_of(employment),

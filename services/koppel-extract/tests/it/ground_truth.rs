@@ -28,24 +28,22 @@ pub(crate) fn world_state_of(world: &World) -> BTreeMap<String, String> {
                 state.insert(
                     employment.id.to_string(),
                     format!(
-                        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
                         employment.organization.department,
                         employment.organization.job_function,
                         employment.organization.cost_center,
+                        employment.organization.location,
                         employment.working_hours.hours_per_week,
                         employment.wage.monthly_salary,
+                        employment.wage.hourly_rate,
+                        employment.start_date,
                         employment.end_date,
                         employment.end_reason
                     ),
                 );
             }
             for (index, employee) in employer.employees.iter().enumerate() {
-                let manager = employer
-                    .employments
-                    .iter()
-                    .filter(|employment| employment.employee_index == index)
-                    .map(|employment| employment.manager_employee_id)
-                    .collect::<Vec<_>>();
+                let manager = employer.manager_of_employee(index);
                 state.insert(
                     employee.id.to_string(),
                     format!(

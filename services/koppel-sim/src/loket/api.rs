@@ -435,17 +435,20 @@ pub(super) async fn wages(
     let paging = paging(&query, simulator.config())?;
     reject_filter_and_order(&query)?;
     simulator.with_world(|world| {
-        let (_, employment) = visible_employment(world, &user, &employment_id)?;
+        let (employer, employment) = visible_employment(world, &user, &employment_id)?;
         let periods: Vec<_> = employment
             .wage_history
             .iter()
             .chain(std::iter::once(&employment.wage))
             .collect();
-        Ok(collection(&periods, paging, |period| render::wage(period)))
+        Ok(collection(&periods, paging, |period| {
+            render::wage(employer, period)
+        }))
     })
 }
 
-/// The organizational entity in force today for every running employment of the employer.
+/// The organizational entity in force today for every running employment of the employer (a
+/// slice entered per next month is not "actual" yet; it shows in the employment's own list).
 pub(super) async fn actual_organizational_entities(
     State(simulator): State<LoketSimulator>,
     headers: HeaderMap,
@@ -459,7 +462,8 @@ pub(super) async fn actual_organizational_entities(
         let employer = visible_employer(world, &user, &employer_id)?;
         let employments = actual_employments(world, employer);
         Ok(collection(&employments, paging, |employment| {
-            let entity = render::organizational_entity(employer, &employment.organization);
+            let entity =
+                render::organizational_entity(employer, employment.organization_on(world.today()));
             render::with_employment_reference(entity, employer, employment)
         }))
     })
@@ -479,7 +483,7 @@ pub(super) async fn actual_working_hours(
         let employer = visible_employer(world, &user, &employer_id)?;
         let employments = actual_employments(world, employer);
         Ok(collection(&employments, paging, |employment| {
-            let hours = render::working_hours(&employment.working_hours);
+            let hours = render::working_hours(employment.working_hours_on(world.today()));
             render::with_employment_reference(hours, employer, employment)
         }))
     })
