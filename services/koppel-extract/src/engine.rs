@@ -118,6 +118,8 @@ pub struct EventSummary {
     pub entity_id: String,
     pub employee_id: Option<String>,
     pub changed_fields: Vec<String>,
+    /// From when the change holds (see `EventHeader::effective_date`).
+    pub effective_date: Option<NaiveDate>,
 }
 
 /// What one sync did.
@@ -515,6 +517,7 @@ fn summary(event: &Event) -> EventSummary {
         entity_id: header.entity_id.clone(),
         employee_id: event.employee_id().map(str::to_owned),
         changed_fields: header.changed_fields.clone(),
+        effective_date: header.effective_date,
     }
 }
 

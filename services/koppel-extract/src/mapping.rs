@@ -209,6 +209,73 @@ mod tests {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
     }
 
+    fn employment() -> Employment {
+        let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        Employment {
+            employment_id: "dv-1".to_owned(),
+            employee_id: "e-1".to_owned(),
+            income_relationship_number: Some(1),
+            start_date: day("2020-03-01"),
+            end_date: None,
+            end_reason: None,
+            job_title: None,
+            department: None,
+            cost_center: None,
+            location: None,
+            employment_type: None,
+            contract_type: None,
+            hours_per_week: None,
+            fulltime_hours_per_week: None,
+            parttime_factor: None,
+            salary: None,
+            pensionable_salary: None,
+            pension_scheme: None,
+            placement_valid_from: Some(day("2026-03-01")),
+            hours_valid_from: Some(day("2026-02-01")),
+            salary_valid_from: Some(day("2026-01-01")),
+        }
+    }
+
+    /// Before: every EmploymentChanged said it held from the day koppel saw it, so a raise per
+    /// 1 January entered in February reached the insurer as a February change.
+    #[test]
+    fn a_change_holds_from_the_earliest_source_date_of_its_fields() {
+        let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        let observed = day("2026-02-10");
+        let fields = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        let employment = employment();
+        assert_eq!(
+            employment_change_effective_date(&employment, &fields(&["salary"]), observed),
+            EffectiveDate::Source(day("2026-01-01"))
+        );
+        assert_eq!(
+            employment_change_effective_date(
+                &employment,
+                &fields(&["department", "hours_per_week"]),
+                observed
+            ),
+            EffectiveDate::Source(day("2026-02-01"))
+        );
+        // The pensionable salary holds once both salary and hours do.
+        assert_eq!(
+            employment_field_valid_from(&employment, "pensionable_salary.amount"),
+            Some(day("2026-02-01"))
+        );
+        // A removed end date (reinstatement) and undated fields: the observation day.
+        let reinstated = employment_change_effective_date(
+            &employment,
+            &fields(&["end_date", "end_reason", "contract_type"]),
+            observed,
+        );
+        assert_eq!(reinstated, EffectiveDate::Observed(observed));
+        assert!(reinstated.is_observation());
+    }
+
     #[test]
     fn the_reference_date_is_the_amsterdam_date() {
         let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();

@@ -119,7 +119,7 @@ pub fn expected_events(changes: &[WorldChange]) -> ExpectedEvents {
 /// From when each expected event's change holds, per entity id (the keys of
 /// [`expected_events`] for the same window):
 /// - a hire or further employment: its start date (the corrected one when corrected in the
-///   window);
+///   window); the new employee record: the day it was entered;
 /// - an end: the end date;
 /// - a change to an employment: the earliest day any of its folded changes holds from (a
 ///   retroactive raise entered today holds from the first of the month; a change per next
@@ -130,6 +130,15 @@ pub fn expected_effective_dates(changes: &[WorldChange]) -> BTreeMap<String, Nai
     let expected = expected_events(changes);
     let mut dates: BTreeMap<String, NaiveDate> = BTreeMap::new();
     for change in changes {
+        // Only the kinds `expected_events` turns into events count.
+        if matches!(
+            change.kind,
+            ChangeKind::SecondaryEmploymentManagerChanged
+                | ChangeKind::DepartmentManagerChanged
+                | ChangeKind::MalformationInjected
+        ) {
+            continue;
+        }
         let employee_level = matches!(
             change.kind,
             ChangeKind::NameChanged | ChangeKind::Divorced | ChangeKind::ManagerChanged
@@ -169,10 +178,11 @@ pub fn expected_effective_dates(changes: &[WorldChange]) -> BTreeMap<String, Nai
             }
             _ => {}
         }
+        // A new person's record exists from the day it is entered; no source dates it.
         if change.kind == ChangeKind::Hired
             && let Some(employee) = change.employee_id.map(|id| id.to_string())
         {
-            dates.insert(employee, change.effective_date);
+            dates.insert(employee, change.date);
         }
     }
     dates

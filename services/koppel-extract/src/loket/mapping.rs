@@ -569,3 +569,120 @@ impl ManagerDirectory {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use serde_json::json;
+
+    fn decimal(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn metadata(key: u32, value: &str) -> Metadata {
+        serde_json::from_value(json!({ "key": key, "value": value })).unwrap()
+    }
+
+    fn salary(amount: &str, period: SalaryPeriod) -> Salary {
+        Salary {
+            amount: Money::euro(decimal(amount)),
+            period,
+        }
+    }
+
+    #[test]
+    fn periodeloon_is_per_pay_period_of_the_payroll_administration() {
+        let periodeloon = metadata(1, "Periodeloon");
+        assert_eq!(
+            salary_period(Some(&periodeloon), Some(&metadata(2, "Vier weken"))),
+            SalaryPeriod::FourWeeks
+        );
+        assert_eq!(
+            salary_period(Some(&periodeloon), Some(&metadata(3, "Week"))),
+            SalaryPeriod::Week
+        );
+        assert_eq!(salary_period(Some(&periodeloon), None), SalaryPeriod::Month);
+        assert_eq!(
+            salary_period(Some(&metadata(2, "Uurloon")), Some(&metadata(1, "Maand"))),
+            SalaryPeriod::Hour
+        );
+    }
+
+    /// Before: a 4-weekly Periodeloon was read as monthly (×12, 7.7% low), and weekly, hourly
+    /// and on-call employees had no pensionable salary at all.
+    #[test]
+    fn every_pay_period_gives_the_same_yearly_pensionable_salary() {
+        let settings = MappingSettings::default();
+        let full_time = Some(decimal("40"));
+        // 3900 a month = 46800 a year = 3600 per four weeks = 900 a week = 22.50 an hour.
+        let yearly = |salary: Salary, hours: &str| {
+            pensionable_salary(&salary, Some(decimal(hours)), full_time, &settings)
+                .map(|money| money.amount)
+        };
+        let expected = Some(decimal("50544.00"));
+        assert_eq!(yearly(salary("3900", SalaryPeriod::Month), "40"), expected);
+        assert_eq!(
+            yearly(salary("3600", SalaryPeriod::FourWeeks), "40"),
+            expected
+        );
+        assert_eq!(yearly(salary("900", SalaryPeriod::Week), "40"), expected);
+        assert_eq!(yearly(salary("22.50", SalaryPeriod::Hour), "40"), expected);
+        // Part time scales to full time; an on-call contract (zero hours) paid per hour has one.
+        assert_eq!(
+            yearly(salary("1800", SalaryPeriod::FourWeeks), "20"),
+            expected
+        );
+        assert_eq!(yearly(salary("22.50", SalaryPeriod::Hour), "0"), expected);
+        assert_eq!(yearly(salary("3900", SalaryPeriod::Month), "0"), None);
+        // A thirteenth month adds a twelfth, whatever the period.
+        let thirteen = MappingSettings {
+            months_per_year: Decimal::from(13),
+            ..MappingSettings::default()
+        };
+        assert_eq!(
+            pensionable_salary(
+                &salary("3600", SalaryPeriod::FourWeeks),
+                Some(decimal("40")),
+                full_time,
+                &thirteen
+            )
+            .map(|money| money.amount),
+            Some(decimal("54756.00"))
+        );
+    }
+
+    fn wage(start: &str, end: Option<&str>, amount: &str) -> Wage {
+        serde_json::from_value(json!({
+            "startDate": start, "endDate": end, "grossWage": amount,
+            "grossWageType": { "key": 1, "value": "Periodeloon" }
+        }))
+        .unwrap()
+    }
+
+    /// Before: the slice valid on the reference date was taken, so a raise entered per next
+    /// month was never seen by a delta sync, and a hire entered before its first day had no
+    /// salary, hours or department.
+    #[test]
+    fn a_slice_entered_ahead_is_published_when_entered() {
+        let history = [
+            wage("2020-01-01", Some("2026-01-31"), "3000"),
+            wage("2026-02-01", None, "3100"),
+        ];
+        let chosen = in_force_or_upcoming(&history, day("2026-01-15")).unwrap();
+        assert_eq!(chosen.start_date.as_deref(), Some("2026-02-01"));
+        assert_eq!(slice_start(Some(chosen)), Some(day("2026-02-01")));
+        // A retroactive slice is simply the one in force.
+        let chosen = in_force_or_upcoming(&history, day("2026-03-10")).unwrap();
+        assert_eq!(chosen.start_date.as_deref(), Some("2026-02-01"));
+        // A hire that starts in three weeks.
+        let hire = [wage("2026-02-09", None, "2800")];
+        assert!(valid_on(&hire, day("2026-01-19")).is_none());
+        assert!(in_force_or_upcoming(&hire, day("2026-01-19")).is_some());
+    }
+}

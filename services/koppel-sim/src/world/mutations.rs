@@ -502,12 +502,19 @@ impl World {
         let Some(end) = employment.end_date else {
             return;
         };
+        // An earlier end never cuts off a slice already entered (payroll would refuse it).
+        let latest_slice_start = employment
+            .organization
+            .start_date
+            .max(employment.working_hours.start_date)
+            .max(employment.wage.start_date);
         let new_end = if later {
             days_after(end, shift)
         } else {
             days_before(end, shift)
                 .max(today)
                 .max(employment.start_date)
+                .max(latest_slice_start)
         };
         if new_end == end {
             return;
