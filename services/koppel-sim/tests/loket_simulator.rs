@@ -853,7 +853,11 @@ async fn a_user_filter_hides_former_employees() {
             assert!(!seen_filtered.contains(id), "{path}");
             assert!(seen_full.contains(id), "{path}");
         }
-        assert_eq!(seen_full.len(), seen_filtered.len() + former.len(), "{path}");
+        assert_eq!(
+            seen_full.len(),
+            seen_filtered.len() + former.len(),
+            "{path}"
+        );
     }
     harness.stop().await;
 }

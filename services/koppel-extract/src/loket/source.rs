@@ -431,7 +431,15 @@ impl LoketSource {
             }
         }
         let manager_of = |employee_id: &str| -> Option<String> {
-            let own = employments_by_employee.get(employee_id)?;
+            // No employment listed (a user filter hides former employees): the manager
+            // published last stands.
+            let Some(own) = employments_by_employee.get(employee_id) else {
+                return request
+                    .snapshot
+                    .employees
+                    .get(employee_id)
+                    .and_then(|state| state.manager_employee_id.clone());
+            };
             let department_manager = |entity: &OrganizationalEntity| {
                 let department = scalar_text(entity.department.as_ref()?.key.as_ref())?;
                 directory.manager_of(&department, employee_id)

@@ -158,3 +158,46 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
     );
     harness.stop().await;
 }
+
+/// Before: an employment koppel had published as ended that then dropped off the list, as a
+/// Loket user filter hiding former employees makes it, got a second, empty EmploymentEnded
+/// (changed field `removed`), which an insurer would take as a second termination.
+#[tokio::test]
+async fn former_employees_hidden_by_a_user_filter_are_not_ended_twice() {
+    let harness = Harness::start_with(77, 1, 30, MutationRates::busy(), 100).await;
+    harness.sync(0, None).await;
+    for _ in 0..30 {
+        harness.simulator.advance_days(1);
+        harness.sync(0, None).await;
+    }
+    let former = harness.simulator.with_world(|world| {
+        let today = world.today();
+        world.employers()[0]
+            .employments
+            .iter()
+            .filter(|employment| employment.end_date.is_some_and(|end| end < today))
+            .count()
+    });
+    assert!(
+        former > 0,
+        "thirty busy days should produce former employees"
+    );
+
+    harness.simulator.register_authorizing_user(
+        koppel_sim::loket::AuthorizingUser::with_full_access(crate::support::USER)
+            .hiding_former_employments(),
+    );
+    let hidden = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(hidden.result, SyncResult::Completed);
+    // Nothing but the marker: no second end, and no manager lost with the hidden jobs.
+    assert_eq!(
+        counts(&hidden).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)],
+        "{:?}",
+        hidden.published
+    );
+    // And they stay forgotten: the next sync has nothing to say about them either.
+    let again = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(again.count_of(EventType::EmploymentEnded), 0);
+    harness.stop().await;
+}
