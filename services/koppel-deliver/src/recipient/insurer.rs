@@ -488,29 +488,7 @@ fn mutation(
     scheme_id: &str,
     event: &EmploymentEvent,
 ) -> Result<PlannedRequest, String> {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        #[serde(flatten)]
-        participant: Participant,
-        effective_date: NaiveDate,
-        scheme_id: &'a str,
-        #[serde(flatten)]
-        values: EmploymentValues,
-    }
-    // A pension mutation with a guessed date would misstate accrual; better a dead letter.
-    let effective_date = event
-        .header
-        .effective_date
-        .ok_or("the change has no effective date")?;
-    to_json(
-        EMPLOYMENT_MUTATIONS_PATH,
-        &Body {
-            participant,
-            effective_date,
-            scheme_id,
-            values: employment_values(event)?,
-        },
-    )
+    dated_values(EMPLOYMENT_MUTATIONS_PATH, participant, scheme_id, event)
 }
 
 /// The start date was corrected: the corrected start plus the full current values.
@@ -545,6 +523,16 @@ fn reinstatement(
     scheme_id: &str,
     event: &EmploymentEvent,
 ) -> Result<PlannedRequest, String> {
+    dated_values(REINSTATEMENTS_PATH, participant, scheme_id, event)
+}
+
+/// A mutation or a reinstatement: the full current values from the change's effective date.
+fn dated_values(
+    path: &'static str,
+    participant: Participant,
+    scheme_id: &str,
+    event: &EmploymentEvent,
+) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
         #[serde(flatten)]
@@ -554,12 +542,13 @@ fn reinstatement(
         #[serde(flatten)]
         values: EmploymentValues,
     }
+    // A pension mutation with a guessed date would misstate accrual; better a dead letter.
     let effective_date = event
         .header
         .effective_date
         .ok_or("the change has no effective date")?;
     to_json(
-        REINSTATEMENTS_PATH,
+        path,
         &Body {
             participant,
             effective_date,

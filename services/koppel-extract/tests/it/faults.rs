@@ -9,6 +9,16 @@ use koppel_sim::world::{MutationRates, RecordMalformation};
 
 use crate::support::{Harness, counts};
 
+/// The employments of the world's first employer without an end date: those a source that
+/// suddenly lists nobody would end.
+pub(crate) fn running_employments_of_first_employer(world: &koppel_sim::world::World) -> usize {
+    world.employers()[0]
+        .employments
+        .iter()
+        .filter(|employment| employment.end_date.is_none())
+        .count()
+}
+
 /// No record error's reason repeats the BSN: a bad BSN is reported, never echoed.
 pub(crate) fn assert_no_reason_contains(outcome: &SyncOutcome, bsn_digits: impl Display) {
     for error in &outcome.record_errors {
@@ -106,13 +116,9 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
     let employees = first.count_of(EventType::EmployeeCreated);
     // An employment already published as ended is no removal when it drops off the list:
     // only running ones are held back.
-    let running_employments = harness.simulator.with_world(|world| {
-        world.employers()[0]
-            .employments
-            .iter()
-            .filter(|employment| employment.end_date.is_none())
-            .count()
-    });
+    let running_employments = harness
+        .simulator
+        .with_world(running_employments_of_first_employer);
     assert!(running_employments < first.count_of(EventType::EmploymentStarted));
     let before = harness.stored_message_count().await;
 

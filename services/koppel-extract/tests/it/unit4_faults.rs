@@ -81,13 +81,9 @@ async fn unit4_a_source_that_suddenly_lists_nobody_is_held_back() {
     let first = harness.sync(0, None).await;
     let employees = first.count_of(EventType::EmployeeCreated);
     // An employment already published as ended is no removal when it drops off the list.
-    let running_employments = harness.simulator.with_world(|world| {
-        world.employers()[0]
-            .employments
-            .iter()
-            .filter(|employment| employment.end_date.is_none())
-            .count()
-    });
+    let running_employments = harness
+        .simulator
+        .with_world(crate::faults::running_employments_of_first_employer);
     assert!(running_employments < first.count_of(EventType::EmploymentStarted));
     let set_empty = |empty: bool| {
         let world = harness.simulator.shared_world();

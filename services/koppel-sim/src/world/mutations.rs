@@ -589,7 +589,6 @@ impl World {
 
     /// A divorce: the partner name goes, the name usage returns to the own name.
     fn divorce(&mut self, employer_index: usize) {
-        let today = self.today;
         let Some(employer) = self.employers.get(employer_index) else {
             return;
         };
@@ -610,36 +609,64 @@ impl World {
             return;
         }
         let employee_index = generate::pick(&mut self.random, &married);
+        self.change_name(
+            employer_index,
+            employee_index,
+            ChangeKind::Divorced,
+            |employee| {
+                employee.partner = None;
+                employee.name_usage = NameUsage::Own;
+                employee.civil_status = CivilStatus::Divorced;
+            },
+        );
+    }
+
+    /// Applies a change to an employee's name, stamps the employee and logs `kind` with the
+    /// name parts that differ afterwards (`name.partner_prefix`, `name.partner_last_name`,
+    /// `name.name_usage`, `name.formatted`).
+    fn change_name(
+        &mut self,
+        employer_index: usize,
+        employee_index: usize,
+        kind: ChangeKind,
+        change: impl FnOnce(&mut super::Employee),
+    ) {
         let version = self.next_version();
+        let today = self.today;
         let Some(employer) = self.employers.get_mut(employer_index) else {
             return;
         };
         let Some(employee) = employer.employees.get_mut(employee_index) else {
             return;
         };
-        let formatted_before = employee.formatted_name();
+        let before = employee.clone();
+        change(employee);
+        let prefix = |employee: &super::Employee| {
+            employee
+                .partner
+                .map(|partner| partner.prefix)
+                .filter(|prefix| !prefix.is_empty())
+        };
+        let partner_last_name =
+            |employee: &super::Employee| employee.partner.map(|partner| partner.last_name);
         let mut changed_fields = Vec::with_capacity(4);
-        if employee
-            .partner
-            .is_some_and(|partner| !partner.prefix.is_empty())
-        {
+        if prefix(&before) != prefix(employee) {
             changed_fields.push("name.partner_prefix");
         }
-        changed_fields.push("name.partner_last_name");
-        if employee.name_usage != NameUsage::Own {
+        if partner_last_name(&before) != partner_last_name(employee) {
+            changed_fields.push("name.partner_last_name");
+        }
+        if before.name_usage != employee.name_usage {
             changed_fields.push("name.name_usage");
         }
-        employee.partner = None;
-        employee.name_usage = NameUsage::Own;
-        employee.civil_status = CivilStatus::Divorced;
-        if employee.formatted_name() != formatted_before {
+        if before.formatted_name() != employee.formatted_name() {
             changed_fields.push("name.formatted");
         }
         let (employer_id, employee_id) = (employer.id, employee.id);
         employer.touch_employee(employee_index, version);
         self.log_with_version(
             version,
-            ChangeKind::Divorced,
+            kind,
             today,
             employer_id,
             Some(employee_id),
@@ -967,41 +994,24 @@ impl World {
             return;
         };
         let usage = generate::random_name_usage(&mut self.random);
-        let version = self.next_version();
-        let Some(employer) = self.employers.get_mut(employer_index) else {
+        let Some(own_last_name) = self
+            .employers
+            .get(employer_index)
+            .and_then(|employer| employer.employees.get(employee_index))
+            .map(|employee| employee.last_name)
+        else {
             return;
         };
-        let Some(employee) = employer.employees.get_mut(employee_index) else {
-            return;
-        };
-        let partner = generate::random_partner_name(&mut self.random, employee.last_name);
-        let formatted_before = employee.formatted_name();
-        let usage_before = employee.name_usage;
-        employee.partner = Some(partner);
-        employee.name_usage = usage;
-        employee.civil_status = CivilStatus::Married;
-        let mut changed_fields = Vec::with_capacity(4);
-        if !partner.prefix.is_empty() {
-            changed_fields.push("name.partner_prefix");
-        }
-        changed_fields.push("name.partner_last_name");
-        if usage != usage_before {
-            changed_fields.push("name.name_usage");
-        }
-        if employee.formatted_name() != formatted_before {
-            changed_fields.push("name.formatted");
-        }
-        let (employer_id, employee_id) = (employer.id, employee.id);
-        employer.touch_employee(employee_index, version);
-        self.log_with_version(
-            version,
+        let partner = generate::random_partner_name(&mut self.random, own_last_name);
+        self.change_name(
+            employer_index,
+            employee_index,
             ChangeKind::NameChanged,
-            today,
-            employer_id,
-            Some(employee_id),
-            None,
-            None,
-            changed_fields,
+            |employee| {
+                employee.partner = Some(partner);
+                employee.name_usage = usage;
+                employee.civil_status = CivilStatus::Married;
+            },
         );
     }
 
