@@ -87,6 +87,8 @@ pub struct World {
     /// Every BSN handed out, so no two employees share one.
     issued_citizen_service_numbers: std::collections::HashSet<u32>,
     change_log: Vec<WorldChange>,
+    /// The version when the current simulated day began, to tell today's changes apart.
+    day_start_version: u64,
 }
 
 /// Where an id points to inside [`World`]; indices are positions in the owning vectors, which
@@ -560,6 +562,7 @@ impl World {
             locations: HashMap::new(),
             issued_citizen_service_numbers: std::collections::HashSet::new(),
             change_log: Vec::new(),
+            day_start_version: 0,
             config,
         };
         generate::populate(&mut world);

@@ -158,6 +158,7 @@ impl World {
                 .today
                 .checked_add_days(Days::new(1))
                 .unwrap_or(self.today);
+            self.day_start_version = self.version;
             for employer_index in 0..self.employers.len() {
                 self.apply_one_day(employer_index);
             }
@@ -589,6 +590,7 @@ impl World {
 
     /// A divorce: the partner name goes, the name usage returns to the own name.
     fn divorce(&mut self, employer_index: usize) {
+        let day_start_version = self.day_start_version;
         let Some(employer) = self.employers.get(employer_index) else {
             return;
         };
@@ -597,8 +599,11 @@ impl World {
             .iter()
             .enumerate()
             .filter(|(index, employee)| {
+                // Nobody divorces on the day their name changed (a wedding the same day would
+                // undo itself, which no source can show).
                 employee.partner.is_some()
                     && employee.civil_status == CivilStatus::Married
+                    && employee.last_modified_version <= day_start_version
                     && employer.employments.iter().any(|employment| {
                         employment.employee_index == *index && employment.is_open()
                     })
