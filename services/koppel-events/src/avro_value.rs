@@ -388,6 +388,33 @@ impl Fields {
             .transpose()
     }
 
+    /// A field added after the first release: absent (a datum resolved without it) is `None`
+    /// like null.
+    fn added_optional_date(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<NaiveDate>, DecodeError> {
+        if !self.fields.iter().any(|(name, _)| name == field) {
+            return Ok(None);
+        }
+        self.optional_date(field)
+    }
+
+    /// A boolean field added after the first release; absent is `None` like null.
+    fn added_optional_boolean(&mut self, field: &'static str) -> Result<Option<bool>, DecodeError> {
+        if !self.fields.iter().any(|(name, _)| name == field) {
+            return Ok(None);
+        }
+        match unwrap_union(self.take(field)?) {
+            None => Ok(None),
+            Some(Value::Boolean(flag)) => Ok(Some(flag)),
+            Some(_) => Err(DecodeError::Field {
+                field,
+                reason: "expected a boolean",
+            }),
+        }
+    }
+
     fn timestamp(&mut self, field: &'static str) -> Result<DateTime<Utc>, DecodeError> {
         timestamp_from_value(field, self.take(field)?)
     }
@@ -474,6 +501,10 @@ impl ToAvro for EventHeader {
                         .collect(),
                 ),
             ),
+            (
+                "effective_date_is_observation",
+                optional(self.effective_date_is_observation.map(Value::Boolean)),
+            ),
         ]))
     }
 }
@@ -510,6 +541,8 @@ impl FromAvro for EventHeader {
             changed_fields: fields.array("changed_fields", |value| {
                 string_from_value("changed_fields", value)
             })?,
+            effective_date_is_observation: fields
+                .added_optional_boolean("effective_date_is_observation")?,
         })
     }
 }
@@ -841,6 +874,18 @@ impl ToAvro for Employment {
                 "pension_scheme",
                 optional_string(self.pension_scheme.as_ref()),
             ),
+            (
+                "placement_valid_from",
+                optional(self.placement_valid_from.map(date_to_value)),
+            ),
+            (
+                "hours_valid_from",
+                optional(self.hours_valid_from.map(date_to_value)),
+            ),
+            (
+                "salary_valid_from",
+                optional(self.salary_valid_from.map(date_to_value)),
+            ),
         ]))
     }
 }
@@ -868,6 +913,9 @@ impl FromAvro for Employment {
             salary: fields.optional_record("salary")?,
             pensionable_salary: fields.optional_record("pensionable_salary")?,
             pension_scheme: fields.optional_string("pension_scheme")?,
+            placement_valid_from: fields.added_optional_date("placement_valid_from")?,
+            hours_valid_from: fields.added_optional_date("hours_valid_from")?,
+            salary_valid_from: fields.added_optional_date("salary_valid_from")?,
         })
     }
 }

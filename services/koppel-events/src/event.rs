@@ -108,6 +108,10 @@ pub struct EventHeader {
     pub revision: i64,
     pub run_id: String,
     pub changed_fields: Vec<String>,
+    /// `Some(true)` when the source gives no date for the change and `effective_date` is the
+    /// day koppel observed it; `Some(false)` when it is the source's own date; `None` in
+    /// events written before the field existed.
+    pub effective_date_is_observation: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -289,6 +289,14 @@ pub struct Employment {
     pub salary: Option<Salary>,
     pub pensionable_salary: Option<Money>,
     pub pension_scheme: Option<String>,
+    /// From when `job_title`, `department`, `cost_center` and `location` hold: the start of
+    /// the source's slice; `None` where the source does not date them.
+    pub placement_valid_from: Option<NaiveDate>,
+    /// From when the hours and the part-time factor hold.
+    pub hours_valid_from: Option<NaiveDate>,
+    /// From when `salary` holds; `pensionable_salary` holds from the later of this and
+    /// `hours_valid_from`.
+    pub salary_valid_from: Option<NaiveDate>,
 }
 
 /// The part-time factor as the contract defines it: hours over full-time hours, rounded half

@@ -106,6 +106,9 @@ pub fn employment(index: u64) -> Employment {
         }),
         pensionable_salary: Some(Money::euro(Decimal::new(62_151_200, 4))),
         pension_scheme: Some("PGB-2024".to_owned()),
+        placement_valid_from: None,
+        hours_valid_from: None,
+        salary_valid_from: None,
     }
 }
 
@@ -135,6 +138,7 @@ pub fn employment_changed(index: u64) -> Event {
             revision: 2,
             run_id: "run-2026-11-21T10:00:00Z".to_owned(),
             changed_fields: vec!["hours_per_week".to_owned(), "parttime_factor".to_owned()],
+            effective_date_is_observation: Some(false),
         },
         employment: employment(index),
         employee: employee(index),

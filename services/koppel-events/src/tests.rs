@@ -30,6 +30,7 @@ fn header(event_type: EventType) -> EventHeader {
         revision: 7,
         run_id: "run-1".to_owned(),
         changed_fields: vec!["name".to_owned()],
+        effective_date_is_observation: Some(false),
     }
 }
 

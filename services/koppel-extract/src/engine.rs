@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http_source::ErrorClass;
+use crate::mapping::{EffectiveDate, amsterdam_date, employment_change_effective_date};
 use crate::snapshot::{ContentDigest, EntityState, Snapshot, changed_fields};
 use crate::source::{FetchMode, FetchRequest, Source, SourceError, SourceFetch};
 
@@ -117,6 +118,8 @@ pub struct EventSummary {
     pub entity_id: String,
     pub employee_id: Option<String>,
     pub changed_fields: Vec<String>,
+    /// From when the change holds (see `EventHeader::effective_date`).
+    pub effective_date: Option<NaiveDate>,
 }
 
 /// What one sync did.
@@ -209,8 +212,9 @@ impl RunHeader<'_> {
         revision: i64,
         content_hash: &[u8; 32],
         changed_fields: Vec<String>,
-        effective_date: Option<NaiveDate>,
+        effective: impl Into<Option<EffectiveDate>>,
     ) -> EventHeader {
+        let effective: Option<EffectiveDate> = effective.into();
         let event_id = derive_event_id(EventIdInput {
             source: self.source,
             connection_id: self.connection_id,
@@ -224,7 +228,7 @@ impl RunHeader<'_> {
             event_id,
             event_type,
             observed_at: self.observed_at,
-            effective_date,
+            effective_date: effective.map(EffectiveDate::date),
             source: self.source,
             connection_id: self.connection_id.to_owned(),
             employer_key: self.employer_key.to_owned(),
@@ -232,6 +236,7 @@ impl RunHeader<'_> {
             revision,
             run_id: self.run_id.to_owned(),
             changed_fields,
+            effective_date_is_observation: effective.map(EffectiveDate::is_observation),
         }
     }
 }
@@ -275,7 +280,7 @@ pub async fn sync_employer<S: Source>(
     let run_id = Uuid::new_v4().to_string();
     let reference_date = options
         .reference_date
-        .unwrap_or_else(|| started_at.date_naive());
+        .unwrap_or_else(|| amsterdam_date(started_at));
     let employer_key = registration.employer_key.as_str();
     let watermark = Watermark::load(&context.topology.watermarks, employer_key).await?;
     let mode = choose_mode(source, watermark.as_ref(), options, started_at);
@@ -412,6 +417,10 @@ pub async fn sync_employer<S: Source>(
     // Every event is acknowledged: now, and only now, the snapshot may move.
     apply_planned(&mut snapshot, &planned);
     update_layouts(&mut snapshot, &fetch)?;
+    // A held-back run may be a source that lost its lists: it forgets nothing.
+    if !held_back_now {
+        forget_ended_employments_gone_from_the_source(&mut snapshot, &fetch);
+    }
     if emit_marker {
         snapshot.sync_revision += 1;
     }
@@ -569,6 +578,7 @@ fn summary(event: &Event) -> EventSummary {
         entity_id: header.entity_id.clone(),
         employee_id: event.employee_id().map(str::to_owned),
         changed_fields: header.changed_fields.clone(),
+        effective_date: header.effective_date,
     }
 }
 
@@ -605,6 +615,20 @@ fn update_layouts(snapshot: &mut Snapshot, fetch: &SourceFetch) -> Result<(), Sy
         snapshot.employment_fields = digest(employment)?.field_names;
     }
     Ok(())
+}
+
+/// An employment published as ended that the source no longer lists (a user filter hiding
+/// ex-employees, say) is forgotten without an event: `diff` plans no second, empty
+/// EmploymentEnded for it.
+pub(crate) fn forget_ended_employments_gone_from_the_source(
+    snapshot: &mut Snapshot,
+    fetch: &SourceFetch,
+) {
+    if let Some(present) = &fetch.present_employment_ids {
+        snapshot
+            .employments
+            .retain(|id, state| !state.ended || present.contains(id));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -703,6 +727,9 @@ fn removed_employment(employment_id: &str, state: &EntityState) -> Employment {
         salary: None,
         pensionable_salary: None,
         pension_scheme: None,
+        placement_valid_from: None,
+        hours_valid_from: None,
+        salary_valid_from: None,
     }
 }
 
@@ -771,7 +798,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         changed,
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employer: employer.clone(),
                 }),
@@ -805,7 +832,7 @@ fn diff(
             revision,
             &content.content_hash,
             changed,
-            Some(reference_date),
+            EffectiveDate::Observed(reference_date),
         );
         let payload = EmployeeEvent {
             header: event_header,
@@ -831,25 +858,27 @@ fn diff(
                 EventType::EmploymentStarted,
                 1,
                 Vec::new(),
-                Some(employment.start_date),
+                EffectiveDate::Source(employment.start_date),
             ),
             Some(state) if state.digest == content.short() => continue,
             Some(state) => {
                 let changed =
                     changed_fields(&snapshot.employment_fields, &state.field_digests, &content);
-                if !state.ended && employment.end_date.is_some() {
+                if let (false, Some(end_date)) = (state.ended, employment.end_date) {
                     (
                         EventType::EmploymentEnded,
                         state.revision + 1,
                         changed,
-                        employment.end_date,
+                        EffectiveDate::Source(end_date),
                     )
                 } else {
+                    let effective =
+                        employment_change_effective_date(employment, &changed, reference_date);
                     (
                         EventType::EmploymentChanged,
                         state.revision + 1,
                         changed,
-                        Some(reference_date),
+                        effective,
                     )
                 }
             }
@@ -897,6 +926,11 @@ fn diff(
             .collect();
         gone.sort_by(|a, b| a.0.cmp(b.0));
         for (id, state) in gone {
+            // Already published as ended: dropping off the list (a user filter hiding
+            // ex-employees, say) ends nothing a second time; the run forgets it after publishing.
+            if state.ended {
+                continue;
+            }
             let employment = removed_employment(id, state);
             let content = digest(&employment)?;
             let revision = state.revision + 1;
@@ -914,7 +948,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         vec!["removed".to_owned()],
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employment,
                     employee,
@@ -943,7 +977,7 @@ fn diff(
                         revision,
                         &content.content_hash,
                         vec!["removed".to_owned()],
-                        Some(reference_date),
+                        EffectiveDate::Observed(reference_date),
                     ),
                     employee,
                 }),

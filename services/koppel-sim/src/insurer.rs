@@ -41,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use contract::{
     Address, Bsn, EmployerLink, EmploymentMutationRequest, EnrolmentRequest, ErrorBody, Gender,
-    NameUsage, PersonalData, PersonalDataChangeRequest, Receipt, RejectionCode, RequestKind,
-    TerminationRequest,
+    NameUsage, PersonalData, PersonalDataChangeRequest, Receipt, ReinstatementRequest,
+    RejectionCode, RequestKind, StartDateCorrectionRequest, TerminationRequest,
 };
 pub use ledger::{
     InsurerSummary, ParticipantState, ParticipantStatus, ReceivedRequest, RequestOutcome,

@@ -545,6 +545,8 @@ async fn mutation_and_termination_follow_the_employment_dates() {
         "2026-03-01"
     );
 
+    // A participation is (employer, BSN, NumIV): another, never enrolled relationship of the
+    // same person is unknown.
     let mut other_relationship = mutation(VALID_BSN, "2026-03-01", "54000.00");
     other_relationship["income_relationship_number"] = json!(2);
     let (status, error) = send(
@@ -560,7 +562,7 @@ async fn mutation_and_termination_follow_the_employment_dates() {
         (status, error["code"].as_str()),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some("INCOME_RELATIONSHIP_MISMATCH")
+            Some("UNKNOWN_PARTICIPANT")
         )
     );
 
@@ -673,6 +675,104 @@ async fn mutation_and_termination_follow_the_employment_dates() {
     );
     assert_eq!(state_over_http["status"], "terminated");
     assert_eq!(running.simulator.summary().order_violations, 0);
+    running.stop().await.unwrap();
+}
+
+/// Before: the participant was keyed (employer, BSN), so a second, concurrent job of one person
+/// was refused, and start-date corrections and reinstatements had no request at all.
+#[tokio::test]
+async fn concurrent_jobs_corrections_and_reinstatements_each_have_a_request() {
+    let running = start_insurer().await;
+    let client = koppel_runtime::http::client_builder().build().unwrap();
+    let mut sequence = 0;
+    let mut post = |path: &'static str, body: Value| {
+        sequence += 1;
+        let (client, running) = (&client, &running);
+        let number = sequence;
+        async move {
+            let (status, error) = send(client, running, path, Uuid::new_v4(), number, &body).await;
+            (status, error["code"].as_str().map(str::to_owned))
+        }
+    };
+    let accepted = (StatusCode::ACCEPTED, None);
+    assert_eq!(
+        post(
+            "/salary-link/v1/enrolments",
+            enrolment(LINKED_EMPLOYER, VALID_BSN, 1)
+        )
+        .await,
+        accepted
+    );
+    // An on-call contract next to the job: NumIV 2, a participation of its own.
+    let mut on_call = enrolment(LINKED_EMPLOYER, VALID_BSN, 2);
+    on_call["hours_per_week"] = json!("0");
+    on_call["parttime_percentage"] = json!("0");
+    assert_eq!(post("/salary-link/v1/enrolments", on_call).await, accepted);
+    assert_eq!(running.simulator.participants().len(), 2);
+
+    let values = |number: u32| {
+        let mut body = enrolment(LINKED_EMPLOYER, VALID_BSN, number);
+        let fields = body.as_object_mut().unwrap();
+        fields.remove("personal_data");
+        fields.remove("start_date");
+        body
+    };
+    // The start date was entered a week late.
+    let mut correction = values(1);
+    correction["start_date"] = json!("2025-12-25");
+    assert_eq!(
+        post("/salary-link/v1/start-date-corrections", correction).await,
+        accepted
+    );
+    let participant = running
+        .simulator
+        .participant(LINKED_EMPLOYER, VALID_BSN)
+        .unwrap();
+    assert_eq!(participant.start_date.to_string(), "2025-12-25");
+    assert_eq!(participant.income_relationship_number, 1);
+
+    // Terminated, then the dismissal is withdrawn.
+    let mut leaving = termination(VALID_BSN, "2026-06-30");
+    leaving["income_relationship_number"] = json!(1);
+    assert_eq!(
+        post("/salary-link/v1/terminations", leaving).await,
+        accepted
+    );
+    let mut too_early = values(1);
+    too_early["effective_date"] = json!("2025-12-01");
+    assert_eq!(
+        post("/salary-link/v1/reinstatements", too_early).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("EFFECTIVE_DATE_OUTSIDE_EMPLOYMENT".to_owned())
+        )
+    );
+    let mut reinstatement = values(1);
+    reinstatement["effective_date"] = json!("2026-05-20");
+    assert_eq!(
+        post("/salary-link/v1/reinstatements", reinstatement).await,
+        accepted
+    );
+    let participant = running
+        .simulator
+        .participant(LINKED_EMPLOYER, VALID_BSN)
+        .unwrap();
+    assert_eq!(participant.status, ParticipantStatus::Active);
+    assert_eq!(participant.end_date, None);
+
+    // A corrected start after the end of the employment contradicts it.
+    let mut ended = termination(VALID_BSN, "2026-06-30");
+    ended["income_relationship_number"] = json!(2);
+    assert_eq!(post("/salary-link/v1/terminations", ended).await, accepted);
+    let mut after_the_end = values(2);
+    after_the_end["start_date"] = json!("2026-07-01");
+    assert_eq!(
+        post("/salary-link/v1/start-date-corrections", after_the_end).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("EFFECTIVE_DATE_OUTSIDE_EMPLOYMENT".to_owned())
+        )
+    );
     running.stop().await.unwrap();
 }
 

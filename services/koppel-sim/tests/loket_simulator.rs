@@ -814,3 +814,50 @@ impl Harness {
         )
     }
 }
+
+/// A user whose filter hides former employees does not see employments that ended before
+/// today, in the list nor in the version feed; a user without the filter does.
+#[tokio::test]
+async fn a_user_filter_hides_former_employees() {
+    let harness = Harness::start(1, 30).await;
+    let employer_id = harness.employer_ids()[0];
+    harness.simulator.register_authorizing_user(
+        AuthorizingUser::with_full_access("filtered.user").hiding_former_employments(),
+    );
+    harness.simulator.with_world_mut(|world| {
+        world.advance_days(60);
+    });
+    let former: Vec<String> = harness.simulator.with_world(|world| {
+        let today = world.today();
+        world.employers()[0]
+            .employments
+            .iter()
+            .filter(|employment| employment.end_date.is_some_and(|end| end < today))
+            .map(|employment| employment.id.to_string())
+            .collect()
+    });
+    assert!(!former.is_empty(), "60 busy days should produce leavers");
+    let filtered = harness.access_token("filtered.user").await;
+    let full = harness.access_token(FULL_USER).await;
+    for path in [
+        format!("/providers/employers/{employer_id}/employees/employments"),
+        format!(
+            "/providers/employers/{employer_id}/employees/employments/lastmodifiedversionnumbers"
+        ),
+    ] {
+        let (_, body) = harness.get(Some(&filtered), &path).await;
+        let seen_filtered = embedded_ids(&body);
+        let (_, body) = harness.get(Some(&full), &path).await;
+        let seen_full = embedded_ids(&body);
+        for id in &former {
+            assert!(!seen_filtered.contains(id), "{path}");
+            assert!(seen_full.contains(id), "{path}");
+        }
+        assert_eq!(
+            seen_full.len(),
+            seen_filtered.len() + former.len(),
+            "{path}"
+        );
+    }
+    harness.stop().await;
+}

@@ -78,19 +78,7 @@ pub struct PipelineOptions {
 /// Three times koppel-sim's busy rates: about a third of a small world's employees change per
 /// simulated day, every kind of change included.
 pub fn chaos_rates() -> MutationRates {
-    let busy = MutationRates::busy();
-    MutationRates {
-        hires_per_100k_per_day: busy.hires_per_100k_per_day * 3,
-        leavers_per_100k_per_day: busy.leavers_per_100k_per_day * 3,
-        department_changes_per_100k_per_day: busy.department_changes_per_100k_per_day * 3,
-        job_changes_per_100k_per_day: busy.job_changes_per_100k_per_day * 3,
-        hours_changes_per_100k_per_day: busy.hours_changes_per_100k_per_day * 3,
-        salary_raises_per_100k_per_day: busy.salary_raises_per_100k_per_day * 3,
-        marriages_per_100k_per_day: busy.marriages_per_100k_per_day * 3,
-        manager_changes_per_100k_departments_per_day: busy
-            .manager_changes_per_100k_departments_per_day
-            * 3,
-    }
+    MutationRates::busy().scaled(3)
 }
 
 impl PipelineOptions {

@@ -25,17 +25,21 @@ pub const ENROLMENTS_PATH: &str = "/salary-link/v1/enrolments";
 pub const EMPLOYMENT_MUTATIONS_PATH: &str = "/salary-link/v1/employment-mutations";
 pub const TERMINATIONS_PATH: &str = "/salary-link/v1/terminations";
 pub const PERSONAL_DATA_CHANGES_PATH: &str = "/salary-link/v1/personal-data-changes";
+pub const START_DATE_CORRECTIONS_PATH: &str = "/salary-link/v1/start-date-corrections";
+pub const REINSTATEMENTS_PATH: &str = "/salary-link/v1/reinstatements";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 pub const STREAM_SEQUENCE_HEADER: &str = "Koppel-Stream-Sequence";
 
 /// Employment fields whose change the insurer must hear about. `salary` is not one: it is the
 /// actual (possibly part-time) period salary; the insurer wants the full-time pensionable one.
-pub const PENSION_RELEVANT_EMPLOYMENT_FIELDS: [&str; 5] = [
+pub const PENSION_RELEVANT_EMPLOYMENT_FIELDS: [&str; 7] = [
     "hours_per_week",
     "fulltime_hours_per_week",
     "parttime_factor",
     "pensionable_salary",
     "pension_scheme",
+    "start_date",
+    "end_date",
 ];
 
 /// Personal fields the insurer keeps; `work_email`, `phone` and the manager are not among them.
@@ -271,8 +275,22 @@ pub fn plan(event: &Event, employer: Option<&InsurerEmployer>) -> Plan {
         Ok(participant) => participant,
         Err(reason) => return Plan::Unmappable(reason),
     };
+    let changed = &employment_event.header.changed_fields;
     let result = match kind {
         EmploymentKind::Started => enrolment(participant, scheme_id, employment_event),
+        // Corrections of an employment the insurer knows (contract §3.5, §3.6, §8). Each
+        // request carries the full current values, so values changed in the same event are
+        // not lost.
+        EmploymentKind::Changed if touches(changed, &["end_date"]) => {
+            match employment_event.employment.end_date {
+                // A corrected end date: a second termination corrects the first.
+                Some(_) => termination(participant, employment_event),
+                None => reinstatement(participant, scheme_id, employment_event),
+            }
+        }
+        EmploymentKind::Changed if touches(changed, &["start_date"]) => {
+            start_date_correction(participant, scheme_id, employment_event)
+        }
         EmploymentKind::Changed => mutation(participant, scheme_id, employment_event),
         EmploymentKind::Ended => termination(participant, employment_event),
     };
@@ -377,10 +395,13 @@ fn employment_values(event: &EmploymentEvent) -> Result<EmploymentValues, String
     Ok(EmploymentValues {
         hours_per_week: hours,
         fulltime_hours_per_week: fulltime,
-        // A percentage, not a factor; exact decimal arithmetic, never a float.
+        // A percentage, not a factor; exact decimal arithmetic, never a float. Hours above the
+        // full-time week (an overtime contract) accrue pension as a full-timer: the percentage
+        // is capped at 100 while the hours go as they are (contract §2).
         parttime_percentage: factor
             .checked_mul(Decimal::ONE_HUNDRED)
-            .ok_or("the part-time factor is out of range")?,
+            .ok_or("the part-time factor is out of range")?
+            .min(Decimal::ONE_HUNDRED),
         fulltime_pensionable_salary_yearly: salary.amount,
     })
 }
@@ -467,6 +488,51 @@ fn mutation(
     scheme_id: &str,
     event: &EmploymentEvent,
 ) -> Result<PlannedRequest, String> {
+    dated_values(EMPLOYMENT_MUTATIONS_PATH, participant, scheme_id, event)
+}
+
+/// The start date was corrected: the corrected start plus the full current values.
+fn start_date_correction(
+    participant: Participant,
+    scheme_id: &str,
+    event: &EmploymentEvent,
+) -> Result<PlannedRequest, String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(flatten)]
+        participant: Participant,
+        start_date: NaiveDate,
+        scheme_id: &'a str,
+        #[serde(flatten)]
+        values: EmploymentValues,
+    }
+    to_json(
+        START_DATE_CORRECTIONS_PATH,
+        &Body {
+            participant,
+            start_date: event.employment.start_date,
+            scheme_id,
+            values: employment_values(event)?,
+        },
+    )
+}
+
+/// The end date was removed: the termination is withdrawn, from the change's effective date.
+fn reinstatement(
+    participant: Participant,
+    scheme_id: &str,
+    event: &EmploymentEvent,
+) -> Result<PlannedRequest, String> {
+    dated_values(REINSTATEMENTS_PATH, participant, scheme_id, event)
+}
+
+/// A mutation or a reinstatement: the full current values from the change's effective date.
+fn dated_values(
+    path: &'static str,
+    participant: Participant,
+    scheme_id: &str,
+    event: &EmploymentEvent,
+) -> Result<PlannedRequest, String> {
     #[derive(Serialize)]
     struct Body<'a> {
         #[serde(flatten)]
@@ -482,7 +548,7 @@ fn mutation(
         .effective_date
         .ok_or("the change has no effective date")?;
     to_json(
-        EMPLOYMENT_MUTATIONS_PATH,
+        path,
         &Body {
             participant,
             effective_date,
@@ -649,6 +715,44 @@ mod tests {
             plan(&Event::EmploymentChanged(inner), Some(&employer())),
             Plan::Send(_)
         ));
+    }
+
+    #[test]
+    /// Before: start-date corrections, end-date corrections and reinstatements arrived as
+    /// EmploymentChanged with fields the plan ignored, so the insurer never heard of them; a
+    /// part-time factor above 1 was sent as a percentage above 100, which the contract refuses.
+    fn corrections_have_their_own_requests() {
+        let changed = |fields: &[&str], end_date: Option<NaiveDate>| {
+            let mut inner = employment_event(sample::employment_changed(1));
+            inner.header.changed_fields = fields.iter().map(|f| (*f).to_owned()).collect();
+            inner.employment.end_date = end_date;
+            inner.header.effective_date = NaiveDate::from_ymd_opt(2026, 11, 20);
+            plan(&Event::EmploymentChanged(inner), Some(&employer()))
+        };
+        let end = NaiveDate::from_ymd_opt(2026, 12, 31);
+        let Plan::Send(start) = changed(&["start_date"], None) else {
+            panic!("a start-date correction is sent");
+        };
+        assert_eq!(start.path, START_DATE_CORRECTIONS_PATH);
+        let Plan::Send(reinstated) = changed(&["end_date", "end_reason"], None) else {
+            panic!("a reinstatement is sent");
+        };
+        assert_eq!(reinstated.path, REINSTATEMENTS_PATH);
+        assert_eq!(reinstated.body["effective_date"], "2026-11-20");
+        let Plan::Send(corrected) = changed(&["end_date"], end) else {
+            panic!("an end-date correction is sent");
+        };
+        assert_eq!(corrected.path, TERMINATIONS_PATH);
+        assert_eq!(corrected.body["end_date"], "2026-12-31");
+
+        let mut overtime = employment_event(sample::employment_changed(1));
+        overtime.header.changed_fields = vec!["hours_per_week".to_owned()];
+        overtime.employment.parttime_factor = Some(Decimal::new(1_1, 1));
+        let Plan::Send(mutation) = plan(&Event::EmploymentChanged(overtime), Some(&employer()))
+        else {
+            panic!("an hours change is sent");
+        };
+        assert_eq!(mutation.body["parttime_percentage"], "100");
     }
 
     #[test]

@@ -124,6 +124,9 @@ fn employment(
         salary: None,
         pensionable_salary: None,
         pension_scheme: None,
+        placement_valid_from: None,
+        hours_valid_from: None,
+        salary_valid_from: None,
     }
 }
 
@@ -198,6 +201,7 @@ fn applied(mut snapshot: Snapshot, fetch: &SourceFetch) -> Snapshot {
     let planned = plan(&snapshot, fetch);
     apply_planned(&mut snapshot, &planned);
     update_layouts(&mut snapshot, fetch).unwrap();
+    forget_ended_employments_gone_from_the_source(&mut snapshot, fetch);
     snapshot
 }
 

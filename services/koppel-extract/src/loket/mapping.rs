@@ -13,11 +13,19 @@
 //!   wrongly used as the employee's hours). The part-time factor is their quotient.
 //! - **Department, function, cost center** come from the organisational entity valid on the
 //!   reference date, never from the whole history array (S1's pitfall).
-//! - **Salary** is the wage valid on the reference date: `grossWage` per `grossWageType`.
-//! - **Pensionable salary** is full-time and yearly: monthly gross salary × full-time hours /
-//!   own hours × 12 × (1 + holiday allowance), rounded to cents. The holiday allowance
-//!   (vakantietoeslag) defaults to 8% and is configurable; a scheme that also counts a
-//!   thirteenth month sets `months_per_year` to 13.
+//! - **Slices.** Organisational entity, working hours and wage are each the slice in force on
+//!   the later of the reference date and the latest slice's start ([`in_force_or_upcoming`]):
+//!   a change entered per next month, and a hire entered before its first day, are published
+//!   when entered, with the date they hold from. Each slice's `startDate` becomes
+//!   `placement_valid_from`, `hours_valid_from` or `salary_valid_from`.
+//! - **Salary** is `grossWage` per `grossWageType`: `Periodeloon` is an amount per pay period
+//!   of the payroll administration (`payrollAdministration.payrollPeriodType`: month, four
+//!   weeks or week; a month when absent), `Uurloon` an hourly wage.
+//! - **Pensionable salary** is full-time and yearly ([`pensionable_salary`]): the amount per
+//!   period × periods per year (12, 13 or 52) × full-time hours / own hours, or for an hourly
+//!   wage the rate × full-time hours × 52; then × months per year / 12 (13 with a thirteenth
+//!   month) × (1 + holiday allowance), rounded to cents once. The holiday allowance
+//!   (vakantietoeslag) defaults to 8% and is configurable.
 //! - **Manager**: see [`ManagerDirectory`].
 
 use std::collections::HashMap;
@@ -219,6 +227,26 @@ period!(OrganizationalEntity);
 period!(WorkingHours);
 period!(Wage);
 
+/// The slice to publish: the one in force on the later of `date` and the latest slice's
+/// start. A slice entered ahead (a raise per next month, every slice of a hire that starts in
+/// three weeks) is published when entered, with its own start date, instead of being missed
+/// until a full sync happens to run on or after that day.
+pub fn in_force_or_upcoming<T: Period>(periods: &[T], date: NaiveDate) -> Option<&T> {
+    let latest_start = periods
+        .iter()
+        .filter_map(|period| parse_date("startDate", period.start()).ok().flatten())
+        .max();
+    valid_on(
+        periods,
+        latest_start.map_or(date, |latest| latest.max(date)),
+    )
+}
+
+/// The start date of a slice, `None` when absent or not a date.
+pub fn slice_start<T: Period>(period: Option<&T>) -> Option<NaiveDate> {
+    parse_date("startDate", period?.start()).ok().flatten()
+}
+
 /// The period valid on `date`: started on or before it and not ended before it. When none is
 /// (a gap, or the date lies after the last end), the latest period that started on or
 /// before `date`; when every period starts later, none.
@@ -253,12 +281,18 @@ fn unit(reference: Option<&Reference>) -> Option<OrganisationUnit> {
     })
 }
 
-fn salary_period(wage_type: Option<&Metadata>) -> SalaryPeriod {
+/// The salary period of a wage: `Uurloon` is per hour; `Periodeloon` (and its synonyms) is per
+/// pay period of the payroll administration; explicit labels name their period.
+pub fn salary_period(
+    wage_type: Option<&Metadata>,
+    payroll_period: Option<&Metadata>,
+) -> SalaryPeriod {
     let label = wage_type
         .and_then(|wage_type| wage_type.value.as_deref())
         .map(|label| label.trim().to_lowercase());
     match label.as_deref() {
-        Some("periodeloon" | "maandloon" | "month" | "monthly") => SalaryPeriod::Month,
+        Some("periodeloon" | "period") => pay_period(payroll_period),
+        Some("maandloon" | "month" | "monthly") => SalaryPeriod::Month,
         Some("uurloon" | "hour" | "hourly") => SalaryPeriod::Hour,
         Some("weekloon" | "week" | "weekly") => SalaryPeriod::Week,
         Some("4-wekenloon" | "vierwekenloon" | "four weeks") => SalaryPeriod::FourWeeks,
@@ -267,27 +301,69 @@ fn salary_period(wage_type: Option<&Metadata>) -> SalaryPeriod {
     }
 }
 
-/// Full-time yearly pensionable salary: monthly × full-time hours / own hours × months per
-/// year × (1 + holiday allowance). `None` unless the salary is monthly and both hour counts
-/// are known and non-zero.
+/// The loontijdvak of a payroll administration; a month when Loket does not say.
+fn pay_period(payroll_period: Option<&Metadata>) -> SalaryPeriod {
+    let Some(period) = payroll_period else {
+        return SalaryPeriod::Month;
+    };
+    let label = period
+        .value
+        .as_deref()
+        .map(|label| label.trim().to_lowercase());
+    match label.as_deref() {
+        Some("maand" | "month") => SalaryPeriod::Month,
+        Some("vier weken" | "4 weken" | "four weeks") => SalaryPeriod::FourWeeks,
+        Some("week") => SalaryPeriod::Week,
+        _ => match scalar_text(period.key.as_ref()).as_deref() {
+            Some("2") => SalaryPeriod::FourWeeks,
+            Some("3") => SalaryPeriod::Week,
+            Some("1") => SalaryPeriod::Month,
+            _ => SalaryPeriod::Unknown,
+        },
+    }
+}
+
+/// Full-time yearly pensionable salary.
+///
+/// - per month, four weeks or week: amount × 12, 13 or 52 × full-time hours / own hours;
+/// - per year: amount × full-time hours / own hours;
+/// - per hour: rate × full-time hours × 52 (it needs no own hours, so an on-call contract
+///   with zero hours has one too);
+///
+/// then × `months_per_year` / 12 (a thirteenth month adds a twelfth) × (1 + holiday
+/// allowance), rounded half away from zero to cents. `None` when the period is unknown, or a
+/// needed hour count is missing or zero.
 pub fn pensionable_salary(
     salary: &Salary,
     hours_per_week: Option<Decimal>,
     fulltime_hours_per_week: Option<Decimal>,
     settings: &MappingSettings,
 ) -> Option<Money> {
-    if salary.period != SalaryPeriod::Month {
-        return None;
-    }
-    let hours = hours_per_week.filter(|hours| !hours.is_zero())?;
     let fulltime = fulltime_hours_per_week.filter(|hours| !hours.is_zero())?;
+    let amount = salary.amount.amount;
+    let full_time_yearly = match salary.period {
+        SalaryPeriod::Hour => amount
+            .checked_mul(fulltime)?
+            .checked_mul(Decimal::from(52))?,
+        SalaryPeriod::Unknown => return None,
+        period => {
+            let periods_per_year = match period {
+                SalaryPeriod::Month => Decimal::from(12),
+                SalaryPeriod::FourWeeks => Decimal::from(13),
+                SalaryPeriod::Week => Decimal::from(52),
+                _ => Decimal::ONE,
+            };
+            let hours = hours_per_week.filter(|hours| !hours.is_zero())?;
+            amount
+                .checked_mul(periods_per_year)?
+                .checked_mul(fulltime)?
+                .checked_div(hours)?
+        }
+    };
     let allowance = Decimal::ONE + settings.holiday_allowance_percent / Decimal::ONE_HUNDRED;
-    let yearly = salary
-        .amount
-        .amount
-        .checked_mul(fulltime)?
-        .checked_div(hours)?
+    let yearly = full_time_yearly
         .checked_mul(settings.months_per_year)?
+        .checked_div(Decimal::from(12))?
         .checked_mul(allowance)?;
     Some(Money::euro(yearly.round_dp_with_strategy(
         2,
@@ -361,7 +437,13 @@ pub fn map_employment(
             amount: Money::euro(
                 amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero),
             ),
-            period: salary_period(wage.gross_wage_type.as_ref()),
+            period: salary_period(
+                wage.gross_wage_type.as_ref(),
+                employment
+                    .payroll_administration
+                    .as_ref()
+                    .and_then(|administration| administration.payroll_period_type.as_ref()),
+            ),
         }),
         None => None,
     };
@@ -389,6 +471,9 @@ pub fn map_employment(
         pensionable_salary: pensionable,
         // Loket keeps pension data in `pensionbenefits`, one call per employment; not read.
         pension_scheme: None,
+        placement_valid_from: slice_start(organization),
+        hours_valid_from: slice_start(working_hours),
+        salary_valid_from: slice_start(wage),
     })
 }
 
@@ -482,5 +567,122 @@ impl ManagerDirectory {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use serde_json::json;
+
+    fn decimal(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn metadata(key: u32, value: &str) -> Metadata {
+        serde_json::from_value(json!({ "key": key, "value": value })).unwrap()
+    }
+
+    fn salary(amount: &str, period: SalaryPeriod) -> Salary {
+        Salary {
+            amount: Money::euro(decimal(amount)),
+            period,
+        }
+    }
+
+    #[test]
+    fn periodeloon_is_per_pay_period_of_the_payroll_administration() {
+        let periodeloon = metadata(1, "Periodeloon");
+        assert_eq!(
+            salary_period(Some(&periodeloon), Some(&metadata(2, "Vier weken"))),
+            SalaryPeriod::FourWeeks
+        );
+        assert_eq!(
+            salary_period(Some(&periodeloon), Some(&metadata(3, "Week"))),
+            SalaryPeriod::Week
+        );
+        assert_eq!(salary_period(Some(&periodeloon), None), SalaryPeriod::Month);
+        assert_eq!(
+            salary_period(Some(&metadata(2, "Uurloon")), Some(&metadata(1, "Maand"))),
+            SalaryPeriod::Hour
+        );
+    }
+
+    /// Before: a 4-weekly Periodeloon was read as monthly (×12, 7.7% low), and weekly, hourly
+    /// and on-call employees had no pensionable salary at all.
+    #[test]
+    fn every_pay_period_gives_the_same_yearly_pensionable_salary() {
+        let settings = MappingSettings::default();
+        let full_time = Some(decimal("40"));
+        // 3900 a month = 46800 a year = 3600 per four weeks = 900 a week = 22.50 an hour.
+        let yearly = |salary: Salary, hours: &str| {
+            pensionable_salary(&salary, Some(decimal(hours)), full_time, &settings)
+                .map(|money| money.amount)
+        };
+        let expected = Some(decimal("50544.00"));
+        assert_eq!(yearly(salary("3900", SalaryPeriod::Month), "40"), expected);
+        assert_eq!(
+            yearly(salary("3600", SalaryPeriod::FourWeeks), "40"),
+            expected
+        );
+        assert_eq!(yearly(salary("900", SalaryPeriod::Week), "40"), expected);
+        assert_eq!(yearly(salary("22.50", SalaryPeriod::Hour), "40"), expected);
+        // Part time scales to full time; an on-call contract (zero hours) paid per hour has one.
+        assert_eq!(
+            yearly(salary("1800", SalaryPeriod::FourWeeks), "20"),
+            expected
+        );
+        assert_eq!(yearly(salary("22.50", SalaryPeriod::Hour), "0"), expected);
+        assert_eq!(yearly(salary("3900", SalaryPeriod::Month), "0"), None);
+        // A thirteenth month adds a twelfth, whatever the period.
+        let thirteen = MappingSettings {
+            months_per_year: Decimal::from(13),
+            ..MappingSettings::default()
+        };
+        assert_eq!(
+            pensionable_salary(
+                &salary("3600", SalaryPeriod::FourWeeks),
+                Some(decimal("40")),
+                full_time,
+                &thirteen
+            )
+            .map(|money| money.amount),
+            Some(decimal("54756.00"))
+        );
+    }
+
+    fn wage(start: &str, end: Option<&str>, amount: &str) -> Wage {
+        serde_json::from_value(json!({
+            "startDate": start, "endDate": end, "grossWage": amount,
+            "grossWageType": { "key": 1, "value": "Periodeloon" }
+        }))
+        .unwrap()
+    }
+
+    /// Before: the slice valid on the reference date was taken, so a raise entered per next
+    /// month was never seen by a delta sync, and a hire entered before its first day had no
+    /// salary, hours or department.
+    #[test]
+    fn a_slice_entered_ahead_is_published_when_entered() {
+        let history = [
+            wage("2020-01-01", Some("2026-01-31"), "3000"),
+            wage("2026-02-01", None, "3100"),
+        ];
+        let chosen = in_force_or_upcoming(&history, day("2026-01-15")).unwrap();
+        assert_eq!(chosen.start_date.as_deref(), Some("2026-02-01"));
+        assert_eq!(slice_start(Some(chosen)), Some(day("2026-02-01")));
+        // A retroactive slice is simply the one in force.
+        let chosen = in_force_or_upcoming(&history, day("2026-03-10")).unwrap();
+        assert_eq!(chosen.start_date.as_deref(), Some("2026-02-01"));
+        // A hire that starts in three weeks.
+        let hire = [wage("2026-02-09", None, "2800")];
+        assert!(valid_on(&hire, day("2026-01-19")).is_none());
+        assert!(in_force_or_upcoming(&hire, day("2026-01-19")).is_some());
     }
 }

@@ -40,8 +40,8 @@ use serde_json::Value;
 use super::LoketSettings;
 use super::client::LoketClient;
 use super::mapping::{
-    ManagerDirectory, MappingError, MappingSettings, map_employee, map_employer, map_employment,
-    parse_date, valid_on,
+    ManagerDirectory, MappingError, MappingSettings, in_force_or_upcoming, map_employee,
+    map_employer, map_employment, parse_date,
 };
 use super::wire::{
     CitizenServiceNumber, Department, EmployerUser, LoketEmployee, LoketEmployer, LoketEmployment,
@@ -208,6 +208,27 @@ impl EmployerLists {
         self.organization_by_employment.contains_key(employment_id)
             || self.hours_by_employment.contains_key(employment_id)
     }
+
+    /// Whether an actual slice ends before the employment does: a successor is entered ahead
+    /// (a change per next month). Such an employment is read in full every run, histories
+    /// included, so the upcoming slice (and the manager of an upcoming department) is published
+    /// when entered.
+    fn has_successor(&self, employment: &LoketEmployment) -> bool {
+        let employment_end = end_date_of(employment);
+        let ends_early = |end: Option<&str>| {
+            parse_date("endDate", end)
+                .ok()
+                .flatten()
+                .is_some_and(|end| employment_end.is_none_or(|last| end < last))
+        };
+        self.organization_by_employment
+            .get(&employment.id)
+            .is_some_and(|entity| ends_early(entity.end_date.as_deref()))
+            || self
+                .hours_by_employment
+                .get(&employment.id)
+                .is_some_and(|hours| ends_early(hours.end_date.as_deref()))
+    }
 }
 
 /// The end date of an employment, if it has a readable one.
@@ -265,7 +286,7 @@ fn plan_content(
         if finished {
             continue;
         }
-        if changed || known_state.is_none() {
+        if changed || known_state.is_none() || lists.has_successor(employment) {
             plan.employments.push(index);
         }
     }
@@ -321,26 +342,31 @@ impl<'a> EntityMapper<'a> {
         }
     }
 
-    /// The organisational entity chosen for an employment: the running one from the
-    /// employer-wide list, else the one valid on the reference date from its own history.
+    /// The organisational entity chosen for an employment: from its own history when read,
+    /// the slice in force on the reference date or else the upcoming one; otherwise the running
+    /// one from the employer-wide list.
     fn organization_of(&self, employment: &LoketEmployment) -> Option<&'a OrganizationalEntity> {
         let lists = self.lists;
         let details = self.details;
         let date = reference_for(employment, self.reference_date);
-        lists
-            .organization_by_employment
+        details
             .get(&employment.id)
-            .or_else(|| {
-                details
-                    .get(&employment.id)
-                    .and_then(|details| details.organizational_entities.as_deref())
-                    .and_then(|history| valid_on(history, date))
-            })
+            .and_then(|details| details.organizational_entities.as_deref())
+            .and_then(|history| in_force_or_upcoming(history, date))
+            .or_else(|| lists.organization_by_employment.get(&employment.id))
     }
 
     /// The manager of an employee, through the department-manager heuristic.
     fn manager_of(&self, employee_id: &str) -> Option<String> {
-        let own = self.employments_by_employee.get(employee_id)?;
+        // No employment listed (a user filter hides former employees): the manager published
+        // last stands.
+        let Some(own) = self.employments_by_employee.get(employee_id) else {
+            return self
+                .snapshot
+                .employees
+                .get(employee_id)
+                .and_then(|state| state.manager_employee_id.clone());
+        };
         let department_manager = |entity: &OrganizationalEntity| {
             let department = scalar_text(entity.department.as_ref()?.key.as_ref())?;
             self.directory.manager_of(&department, employee_id)
@@ -404,16 +430,11 @@ impl<'a> EntityMapper<'a> {
             }
             let details = self.details.get(&employment.id);
             let date = reference_for(employment, self.reference_date);
-            let hours = self
-                .lists
-                .hours_by_employment
-                .get(&employment.id)
-                .or_else(|| {
-                    details
-                        .and_then(|details| details.working_hours.as_deref())
-                        .and_then(|history| valid_on(history, date))
-                });
-            let wage = details.and_then(|details| valid_on(&details.wages, date));
+            let hours = details
+                .and_then(|details| details.working_hours.as_deref())
+                .and_then(|history| in_force_or_upcoming(history, date))
+                .or_else(|| self.lists.hours_by_employment.get(&employment.id));
+            let wage = details.and_then(|details| in_force_or_upcoming(&details.wages, date));
             let result: Result<Employment, MappingError> = map_employment(
                 employment,
                 self.organization_of(employment),
@@ -628,10 +649,11 @@ impl LoketSource {
             .iter()
             .filter_map(|&index| lists.employments.get(index))
             .map(|employment| {
-                (
-                    employment.id.clone(),
-                    lists.is_listed_as_running(&employment.id),
-                )
+                // Only wages are read when the actual lists hold the current slices and no
+                // successor is entered ahead.
+                let actual_is_enough =
+                    lists.is_listed_as_running(&employment.id) && !lists.has_successor(employment);
+                (employment.id.clone(), actual_is_enough)
             })
             .collect();
         let details: Vec<(String, Result<EmploymentDetails, SourceError>)> =

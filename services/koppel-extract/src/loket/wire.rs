@@ -178,6 +178,20 @@ pub struct LoketEmployment {
     pub employment_contract_type: Option<Metadata>,
     #[serde(default)]
     pub end_of_employment_reason: Option<Metadata>,
+    #[serde(default)]
+    pub payroll_administration: Option<PayrollAdministration>,
+}
+
+/// The payroll administration an employment is paid in. `payrollPeriodType` (the loontijdvak:
+/// 1 Maand, 2 Vier weken, 3 Week) is not in `sources.md`'s example; koppel reads it when
+/// present and takes a month otherwise, which is what Loket's `Periodeloon` meant before.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayrollAdministration {
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub payroll_period_type: Option<Metadata>,
 }
 
 /// The employment an item of an employer-wide `actual...` list belongs to.

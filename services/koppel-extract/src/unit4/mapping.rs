@@ -13,6 +13,10 @@
 //! - **Hours.** `uren.urenPerWeek` and `uren.voltijdUrenPerWeek`, the employer's
 //!   `voltijdUrenPerWeek` when the employment has none. The part-time factor is not served;
 //!   it is their quotient (`koppel_events::model::parttime_factor`).
+//! - **Effective dates.** `plaatsing.ingangsdatum`, `uren.ingangsdatum` and
+//!   `salarisgegevens.ingangsdatum` say from when the placement, the hours and the salary hold
+//!   (`placement_valid_from`, `hours_valid_from`, `salary_valid_from`); Unit4 serves the latest
+//!   values entered, so a date may lie in the future.
 //! - **Salary** is `salarisgegevens.brutoSalaris` per `periode`; the **pensionable salary** is
 //!   `pensioengevendJaarsalaris` as payroll computed it (full-time, yearly), never recomputed;
 //!   the **pension scheme** is `pensioenregeling`.
@@ -149,9 +153,10 @@ pub fn map_employee(
     })
 }
 
-/// The manager of an employee, from their employments: the one without an end date first,
-/// then one ending on or after `reference_date`, then the latest start. Ended employments
-/// keep the manager they had (the source freezes it), so a leaver keeps theirs.
+/// The manager of an employee, from their employments: the one without an end date first
+/// (of several, the main job: the lowest NumIV), then one ending on or after
+/// `reference_date`, then the latest start. Ended employments keep the manager they had (the
+/// source freezes it), so a leaver keeps theirs.
 pub fn manager_of(employments: &[&Dienstverband], reference_date: NaiveDate) -> Option<String> {
     employments
         .iter()
@@ -162,10 +167,19 @@ pub fn manager_of(employments: &[&Dienstverband], reference_date: NaiveDate) -> 
             let start = date("datumInDienst", employment.datum_in_dienst.as_ref())
                 .ok()
                 .flatten();
+            let income_relationship_number =
+                scalar_text(employment.inkomstenverhouding_nummer.as_ref())
+                    .and_then(|text| text.parse::<i64>().ok());
+            let main_job_first = if end.is_none() {
+                std::cmp::Reverse(income_relationship_number.unwrap_or(i64::MAX))
+            } else {
+                std::cmp::Reverse(0)
+            };
             (
                 (
                     end.is_none(),
                     end.is_some_and(|end| end >= reference_date),
+                    main_job_first,
                     start,
                 ),
                 employment,
@@ -247,6 +261,7 @@ pub fn map_employment(
         salary_data.pensioengevend_jaarsalaris.as_ref(),
     )?
     .map(|amount| Money::euro(round_cents(amount)));
+    let placement = employment.plaatsing.clone().unwrap_or_default();
     within_contract(Employment {
         employment_id: employment.dienstverband_id.clone(),
         employee_id,
@@ -257,7 +272,7 @@ pub fn map_employment(
         job_title: scalar_text(employment.functie.as_ref()),
         department: unit(employment.afdeling.as_ref()),
         cost_center: unit(employment.kostenplaats.as_ref()),
-        location: None,
+        location: scalar_text(placement.standplaats.as_ref()),
         employment_type: None,
         contract_type: None,
         hours_per_week,
@@ -266,6 +281,12 @@ pub fn map_employment(
         salary,
         pensionable_salary,
         pension_scheme: scalar_text(salary_data.pensioenregeling.as_ref()),
+        placement_valid_from: date("plaatsing.ingangsdatum", placement.ingangsdatum.as_ref())?,
+        hours_valid_from: date("uren.ingangsdatum", hours.ingangsdatum.as_ref())?,
+        salary_valid_from: date(
+            "salarisgegevens.ingangsdatum",
+            salary_data.ingangsdatum.as_ref(),
+        )?,
     })
 }
 

@@ -147,6 +147,20 @@ pub struct Uren {
     pub uren_per_week: Option<Value>,
     #[serde(default)]
     pub voltijd_uren_per_week: Option<Value>,
+    /// From when these hours hold.
+    #[serde(default)]
+    pub ingangsdatum: Option<Value>,
+}
+
+/// The placement (department, function, cost center, place of work) and from when it holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plaatsing {
+    #[serde(default)]
+    pub ingangsdatum: Option<Value>,
+    /// Place of work (standplaats).
+    #[serde(default)]
+    pub standplaats: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -188,6 +202,8 @@ pub struct Dienstverband {
     pub kostenplaats: Option<Eenheid>,
     #[serde(default)]
     pub leidinggevende_werknemer_id: Option<Value>,
+    #[serde(default)]
+    pub plaatsing: Option<Plaatsing>,
     #[serde(default)]
     pub uren: Option<Uren>,
     #[serde(default)]

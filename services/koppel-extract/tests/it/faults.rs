@@ -9,6 +9,16 @@ use koppel_sim::world::{MutationRates, RecordMalformation};
 
 use crate::support::{Harness, counts};
 
+/// The employments of the world's first employer without an end date: those a source that
+/// suddenly lists nobody would end.
+pub(crate) fn running_employments_of_first_employer(world: &koppel_sim::world::World) -> usize {
+    world.employers()[0]
+        .employments
+        .iter()
+        .filter(|employment| employment.end_date.is_none())
+        .count()
+}
+
 /// No record error's reason repeats the BSN: a bad BSN is reported, never echoed.
 pub(crate) fn assert_no_reason_contains(outcome: &SyncOutcome, bsn_digits: impl Display) {
     for error in &outcome.record_errors {
@@ -104,7 +114,12 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
     let harness = Harness::start(42, 1, 30, MutationRates::none()).await;
     let first = harness.sync(0, None).await;
     let employees = first.count_of(EventType::EmployeeCreated);
-    let employments = first.count_of(EventType::EmploymentStarted);
+    // An employment already published as ended is no removal when it drops off the list:
+    // only running ones are held back.
+    let running_employments = harness
+        .simulator
+        .with_world(running_employments_of_first_employer);
+    assert!(running_employments < first.count_of(EventType::EmploymentStarted));
     let before = harness.stored_message_count().await;
 
     harness
@@ -114,10 +129,10 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
     let held = harness.sync(0, Some(SyncKind::Full)).await;
 
     assert_eq!(held.result, SyncResult::HeldBack);
-    assert_eq!(held.held_back.len(), employees + employments);
+    assert_eq!(held.held_back.len(), employees + running_employments);
     assert_eq!(
         held.counts.removals_held_back as usize,
-        employees + employments
+        employees + running_employments
     );
     assert_eq!(
         counts(&held).into_iter().collect::<Vec<_>>(),
@@ -130,7 +145,7 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
             assert_eq!(marker.result, SyncResult::HeldBack);
             assert_eq!(
                 marker.counts.removals_held_back as usize,
-                employees + employments
+                employees + running_employments
             );
         }
         other => panic!("expected the marker, got {other:?}"),
@@ -147,5 +162,48 @@ async fn a_source_that_suddenly_lists_nobody_is_held_back() {
         counts(&recovered).into_iter().collect::<Vec<_>>(),
         vec![(EventType::SyncCompleted, 1)]
     );
+    harness.stop().await;
+}
+
+/// Before: an employment koppel had published as ended that then dropped off the list, as a
+/// Loket user filter hiding former employees makes it, got a second, empty EmploymentEnded
+/// (changed field `removed`), which an insurer would take as a second termination.
+#[tokio::test]
+async fn former_employees_hidden_by_a_user_filter_are_not_ended_twice() {
+    let harness = Harness::start_with(77, 1, 30, MutationRates::busy(), 100).await;
+    harness.sync(0, None).await;
+    for _ in 0..30 {
+        harness.simulator.advance_days(1);
+        harness.sync(0, None).await;
+    }
+    let former = harness.simulator.with_world(|world| {
+        let today = world.today();
+        world.employers()[0]
+            .employments
+            .iter()
+            .filter(|employment| employment.end_date.is_some_and(|end| end < today))
+            .count()
+    });
+    assert!(
+        former > 0,
+        "thirty busy days should produce former employees"
+    );
+
+    harness.simulator.register_authorizing_user(
+        koppel_sim::loket::AuthorizingUser::with_full_access(crate::support::USER)
+            .hiding_former_employments(),
+    );
+    let hidden = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(hidden.result, SyncResult::Completed);
+    // Nothing but the marker: no second end, and no manager lost with the hidden jobs.
+    assert_eq!(
+        counts(&hidden).into_iter().collect::<Vec<_>>(),
+        vec![(EventType::SyncCompleted, 1)],
+        "{:?}",
+        hidden.published
+    );
+    // And they stay forgotten: the next sync has nothing to say about them either.
+    let again = harness.sync(0, Some(SyncKind::Full)).await;
+    assert_eq!(again.count_of(EventType::EmploymentEnded), 0);
     harness.stop().await;
 }

@@ -28,24 +28,22 @@ pub(crate) fn world_state_of(world: &World) -> BTreeMap<String, String> {
                 state.insert(
                     employment.id.to_string(),
                     format!(
-                        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
                         employment.organization.department,
                         employment.organization.job_function,
                         employment.organization.cost_center,
+                        employment.organization.location,
                         employment.working_hours.hours_per_week,
                         employment.wage.monthly_salary,
+                        employment.wage.hourly_rate,
+                        employment.start_date,
                         employment.end_date,
                         employment.end_reason
                     ),
                 );
             }
             for (index, employee) in employer.employees.iter().enumerate() {
-                let manager = employer
-                    .employments
-                    .iter()
-                    .filter(|employment| employment.employee_index == index)
-                    .map(|employment| employment.manager_employee_id)
-                    .collect::<Vec<_>>();
+                let manager = employer.manager_of_employee(index);
                 state.insert(
                     employee.id.to_string(),
                     format!(
@@ -118,6 +116,48 @@ pub(crate) fn record_emitted(day: u32, outcome: &SyncOutcome, emitted: &mut Emit
     }
 }
 
+/// From when each event of one poll says its change holds, per entity.
+pub(crate) type EmittedDates = BTreeMap<String, Option<chrono::NaiveDate>>;
+
+pub(crate) fn record_effective_dates(outcome: &SyncOutcome, dates: &mut EmittedDates) {
+    for event in &outcome.published {
+        if event.event_type != EventType::SyncCompleted {
+            dates.insert(event.entity_id.clone(), event.effective_date);
+        }
+    }
+}
+
+/// Every expected event carries the date the world says its change holds from (a
+/// retroactive raise its first of the month, a hire its first working day, a change per next
+/// month that first, a name change the day it was entered). Returns how many held from before
+/// and from after the poll's day, so a caller can insist that both kinds occurred.
+pub(crate) fn compare_effective_dates(
+    day: u32,
+    changes: &[WorldChange],
+    expected: &Emitted,
+    emitted: &EmittedDates,
+    problems: &mut Vec<String>,
+) -> (usize, usize) {
+    let truth = koppel_sim::ground_truth::expected_effective_dates(changes);
+    let today = changes.first().map(|change| change.date);
+    let (mut before, mut after) = (0, 0);
+    for (entity, (event_type, fields)) in expected {
+        let Some(Some(date)) = emitted.get(entity) else {
+            continue;
+        };
+        match truth.get(entity) {
+            Some(holds_from) if holds_from == date => {
+                before += usize::from(today.is_some_and(|today| *date < today));
+                after += usize::from(today.is_some_and(|today| *date > today));
+            }
+            holds_from => problems.push(format!(
+                "day {day}: {event_type:?} {fields:?} {entity} holds from {holds_from:?}, event says {date}"
+            )),
+        }
+    }
+    (before, after)
+}
+
 /// A forced full sync after the busy days found no drift: it published only its marker.
 pub(crate) fn assert_only_sync_completed(index: usize, full: &SyncOutcome) {
     assert_eq!(
@@ -139,6 +179,7 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
     }
     let mut problems = Vec::new();
     let mut total_expected = 0;
+    let (mut retroactive, mut ahead) = (0, 0);
     for day in 1..=30 {
         let before = world_state(&harness);
         let changes = harness.simulator.advance_days(1);
@@ -146,16 +187,26 @@ async fn thirty_busy_days_match_the_ground_truth_one_to_one() {
         let expected = expected_for_day(&changes, &before, &after);
         total_expected += expected.len();
         let mut emitted: Emitted = BTreeMap::new();
+        let mut dates = EmittedDates::new();
         for index in 0..harness.employer_keys.len() {
             let outcome = harness.sync(index, None).await;
             assert!(outcome.unchanged || outcome.kind == SyncKind::Delta);
             record_emitted(day, &outcome, &mut emitted);
+            record_effective_dates(&outcome, &mut dates);
         }
         compare(day, &expected, &emitted, &mut problems);
+        let (past, future) =
+            compare_effective_dates(day, &changes, &expected, &dates, &mut problems);
+        retroactive += past;
+        ahead += future;
     }
     assert!(
         total_expected > 50,
         "the busy world should change a lot: {total_expected}"
+    );
+    assert!(
+        retroactive > 0 && ahead > 0,
+        "changes should hold from before and after their day: {retroactive} {ahead}"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 

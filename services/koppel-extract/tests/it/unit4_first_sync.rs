@@ -54,12 +54,14 @@ async fn unit4_first_sync_emits_one_event_per_entity_and_an_idle_rerun_emits_not
     );
 
     // What the events carry, against the world.
-    let world_employments = harness.simulator.with_world(|world| {
-        world.employers()[0]
+    let (pay_period, world_employments) = harness.simulator.with_world(|world| {
+        let employer = &world.employers()[0];
+        let employments = employer
             .employments
             .iter()
             .map(|employment| (employment.id.to_string(), employment.clone()))
-            .collect::<std::collections::HashMap<_, _>>()
+            .collect::<std::collections::HashMap<_, _>>();
+        (employer.pay_period, employments)
     });
     let mut checked = 0;
     for event in harness.stored_events().await {
@@ -79,7 +81,15 @@ async fn unit4_first_sync_emits_one_event_per_entity_and_an_idle_rerun_emits_not
                         .salary
                         .as_ref()
                         .map(|salary| salary.amount.amount),
-                    Some(truth.wage.monthly_salary.round_dp(2))
+                    // Per hour for hourly-paid contracts, else per the employer's pay period.
+                    Some(truth.wage.hourly_rate.unwrap_or_else(|| {
+                        pay_period.amount_per_period(truth.wage.monthly_salary)
+                    }))
+                );
+                assert_eq!(employment.salary_valid_from, Some(truth.wage.start_date));
+                assert_eq!(
+                    employment.hours_valid_from,
+                    Some(truth.working_hours.start_date)
                 );
                 assert!(employment.parttime_factor.is_some());
                 assert!(employment.pensionable_salary.is_some());

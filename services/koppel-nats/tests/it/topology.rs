@@ -248,6 +248,7 @@ fn sample_header() -> koppel_events::EventHeader {
     koppel_events::EventHeader {
         event_type: koppel_events::EventType::SyncCompleted,
         changed_fields: vec![],
+        effective_date_is_observation: Some(false),
         ..sample::employment_changed(0).header().clone()
     }
 }

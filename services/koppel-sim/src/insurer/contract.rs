@@ -20,6 +20,10 @@ pub const EMPLOYMENT_MUTATIONS_PATH: &str = "/salary-link/v1/employment-mutation
 pub const TERMINATIONS_PATH: &str = "/salary-link/v1/terminations";
 /// A change of name, address, date of birth and the like (from `EmployeeUpdated`).
 pub const PERSONAL_DATA_CHANGES_PATH: &str = "/salary-link/v1/personal-data-changes";
+/// A start date corrected after the enrolment (payroll's start-date correction).
+pub const START_DATE_CORRECTIONS_PATH: &str = "/salary-link/v1/start-date-corrections";
+/// A termination withdrawn: the participant is active again (payroll's reinstate).
+pub const REINSTATEMENTS_PATH: &str = "/salary-link/v1/reinstatements";
 /// Control: register (link) an employer at the insurer. `{payroll_tax_number}` is appended.
 pub const CONTROL_LINKED_EMPLOYERS_PATH: &str = "/salary-link/v1/control/linked-employers";
 /// Control: the summary of everything received.
@@ -64,6 +68,8 @@ pub enum RequestKind {
     EmploymentMutation,
     Termination,
     PersonalDataChange,
+    StartDateCorrection,
+    Reinstatement,
 }
 
 impl RequestKind {
@@ -73,6 +79,8 @@ impl RequestKind {
             RequestKind::EmploymentMutation => "employment_mutation",
             RequestKind::Termination => "termination",
             RequestKind::PersonalDataChange => "personal_data_change",
+            RequestKind::StartDateCorrection => "start_date_correction",
+            RequestKind::Reinstatement => "reinstatement",
         }
     }
 }
@@ -184,6 +192,49 @@ pub struct TerminationRequest {
     /// The last day of the employment (inclusive), as the Loonaangifte's `DatEind`.
     pub end_date: NaiveDate,
     pub end_reason: Option<String>,
+}
+
+/// `POST /salary-link/v1/start-date-corrections`: the enrolled start date was wrong. Carries the
+/// full current values too, which hold from the corrected start unless a later mutation said
+/// otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartDateCorrectionRequest {
+    pub payroll_tax_number: String,
+    pub bsn: Bsn,
+    pub income_relationship_number: u32,
+    pub personnel_number: String,
+    pub start_date: NaiveDate,
+    pub scheme_id: String,
+    #[serde(with = "decimal_string")]
+    pub hours_per_week: Decimal,
+    #[serde(with = "decimal_string")]
+    pub fulltime_hours_per_week: Decimal,
+    #[serde(with = "decimal_string")]
+    pub parttime_percentage: Decimal,
+    #[serde(with = "decimal_string")]
+    pub fulltime_pensionable_salary_yearly: Decimal,
+}
+
+/// `POST /salary-link/v1/reinstatements`: the termination is withdrawn, the employment goes on.
+/// `effective_date` is the day payroll withdrew it; the values are the full current ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReinstatementRequest {
+    pub payroll_tax_number: String,
+    pub bsn: Bsn,
+    pub income_relationship_number: u32,
+    pub personnel_number: String,
+    pub effective_date: NaiveDate,
+    pub scheme_id: String,
+    #[serde(with = "decimal_string")]
+    pub hours_per_week: Decimal,
+    #[serde(with = "decimal_string")]
+    pub fulltime_hours_per_week: Decimal,
+    #[serde(with = "decimal_string")]
+    pub parttime_percentage: Decimal,
+    #[serde(with = "decimal_string")]
+    pub fulltime_pensionable_salary_yearly: Decimal,
 }
 
 /// `POST /salary-link/v1/personal-data-changes`. Person-level, so no income relationship number:

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::InsurerSimulator;
 use super::contract::{
     CONTROL_SUMMARY_PATH, EMPLOYMENT_MUTATIONS_PATH, ENROLMENTS_PATH, EmployerLink, ErrorBody,
-    IDEMPOTENCY_KEY_HEADER, PERSONAL_DATA_CHANGES_PATH, RejectionCode, RequestKind,
-    STREAM_SEQUENCE_HEADER, TERMINATIONS_PATH,
+    IDEMPOTENCY_KEY_HEADER, PERSONAL_DATA_CHANGES_PATH, REINSTATEMENTS_PATH, RejectionCode,
+    RequestKind, START_DATE_CORRECTIONS_PATH, STREAM_SEQUENCE_HEADER, TERMINATIONS_PATH,
 };
 use super::ledger::{Answer, IncomingRequest};
 use super::validation::is_valid_payroll_tax_number;
@@ -26,6 +26,8 @@ pub(crate) fn router(simulator: InsurerSimulator) -> Router {
         .route(EMPLOYMENT_MUTATIONS_PATH, post(employment_mutation))
         .route(TERMINATIONS_PATH, post(termination))
         .route(PERSONAL_DATA_CHANGES_PATH, post(personal_data_change))
+        .route(START_DATE_CORRECTIONS_PATH, post(start_date_correction))
+        .route(REINSTATEMENTS_PATH, post(reinstatement))
         .route(
             "/salary-link/v1/control/linked-employers/{payroll_tax_number}",
             put(link_employer),
@@ -70,7 +72,29 @@ async fn personal_data_change(
     handle_salary_link_request(&simulator, RequestKind::PersonalDataChange, &headers, &body).await
 }
 
-/// The common path of the four salary-link requests, in the order a real gateway works:
+async fn start_date_correction(
+    State(simulator): State<InsurerSimulator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_salary_link_request(
+        &simulator,
+        RequestKind::StartDateCorrection,
+        &headers,
+        &body,
+    )
+    .await
+}
+
+async fn reinstatement(
+    State(simulator): State<InsurerSimulator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_salary_link_request(&simulator, RequestKind::Reinstatement, &headers, &body).await
+}
+
+/// The common path of the salary-link requests, in the order a real gateway works:
 /// faults (the gateway itself is unwell), authentication, headers, JSON, then the books.
 async fn handle_salary_link_request(
     simulator: &InsurerSimulator,

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::contract::{
     Bsn, EmployerLink, EmploymentMutationRequest, EnrolmentRequest, PersonalData,
-    PersonalDataChangeRequest, Receipt, RejectionCode, RequestKind, TerminationRequest,
-    decimal_string,
+    PersonalDataChangeRequest, Receipt, ReinstatementRequest, RejectionCode, RequestKind,
+    StartDateCorrectionRequest, TerminationRequest, decimal_string,
 };
 use super::validation::{
     EmploymentValues, employment_values_problem, is_valid_bsn, is_valid_payroll_tax_number,
@@ -26,7 +26,8 @@ pub enum ParticipantStatus {
     Terminated,
 }
 
-/// What the insurer knows about one participant, keyed by (loonheffingennummer, BSN).
+/// What the insurer knows about one participation, keyed by (loonheffingennummer, BSN, NumIV):
+/// one person may hold several income relationships with one employer at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParticipantState {
     pub payroll_tax_number: String,
@@ -131,6 +132,8 @@ enum SalaryLinkRequest {
     EmploymentMutation(EmploymentMutationRequest),
     Termination(TerminationRequest),
     PersonalDataChange(PersonalDataChangeRequest),
+    StartDateCorrection(StartDateCorrectionRequest),
+    Reinstatement(ReinstatementRequest),
 }
 
 impl SalaryLinkRequest {
@@ -144,6 +147,10 @@ impl SalaryLinkRequest {
             RequestKind::PersonalDataChange => {
                 Self::PersonalDataChange(serde_json::from_value(body)?)
             }
+            RequestKind::StartDateCorrection => {
+                Self::StartDateCorrection(serde_json::from_value(body)?)
+            }
+            RequestKind::Reinstatement => Self::Reinstatement(serde_json::from_value(body)?),
         })
     }
 
@@ -153,6 +160,8 @@ impl SalaryLinkRequest {
             Self::EmploymentMutation(request) => &request.payroll_tax_number,
             Self::Termination(request) => &request.payroll_tax_number,
             Self::PersonalDataChange(request) => &request.payroll_tax_number,
+            Self::StartDateCorrection(request) => &request.payroll_tax_number,
+            Self::Reinstatement(request) => &request.payroll_tax_number,
         }
     }
 
@@ -162,6 +171,8 @@ impl SalaryLinkRequest {
             Self::EmploymentMutation(request) => &request.bsn,
             Self::Termination(request) => &request.bsn,
             Self::PersonalDataChange(request) => &request.bsn,
+            Self::StartDateCorrection(request) => &request.bsn,
+            Self::Reinstatement(request) => &request.bsn,
         }
     }
 
@@ -171,6 +182,8 @@ impl SalaryLinkRequest {
             Self::EmploymentMutation(request) => Some(request.income_relationship_number),
             Self::Termination(request) => Some(request.income_relationship_number),
             Self::PersonalDataChange(_) => None,
+            Self::StartDateCorrection(request) => Some(request.income_relationship_number),
+            Self::Reinstatement(request) => Some(request.income_relationship_number),
         }
     }
 
@@ -180,6 +193,8 @@ impl SalaryLinkRequest {
             Self::EmploymentMutation(request) => &request.personnel_number,
             Self::Termination(request) => &request.personnel_number,
             Self::PersonalDataChange(request) => &request.personnel_number,
+            Self::StartDateCorrection(request) => &request.personnel_number,
+            Self::Reinstatement(request) => &request.personnel_number,
         }
     }
 }
@@ -199,7 +214,11 @@ impl Refusal {
     }
 }
 
-type ParticipantKey = (String, Bsn);
+/// A participation: (loonheffingennummer, BSN, NumIV).
+type ParticipantKey = (String, Bsn, u32);
+/// A person at one employer: (loonheffingennummer, BSN); ordering is judged per person, as
+/// koppel keeps one lane per employee.
+type PersonKey = (String, Bsn);
 
 /// An accepted idempotency key: its receipt goes back unchanged on every repeat.
 #[derive(Debug)]
@@ -217,7 +236,7 @@ pub(crate) struct InsurerLedger {
     accepted_keys: HashMap<Uuid, AcceptedKey>,
     /// Kept apart from the participants because a refused request for an unknown participant
     /// still has to be checked against later applied ones.
-    highest_applied_sequence: HashMap<ParticipantKey, u64>,
+    highest_applied_sequence: HashMap<PersonKey, u64>,
     journal: Vec<ReceivedRequest>,
     rejected_by_code: BTreeMap<RejectionCode, u64>,
     applied: u64,
@@ -239,19 +258,39 @@ impl InsurerLedger {
         *self.rejected_by_code.entry(code).or_default() += 1;
     }
 
+    /// The person's participation: of several, the active one with the lowest NumIV, else
+    /// the one that ended last.
     pub(crate) fn participant(
         &self,
         payroll_tax_number: &str,
         bsn: &str,
     ) -> Option<&ParticipantState> {
+        let bsn = Bsn::new(bsn);
         self.participants
-            .get(&(payroll_tax_number.to_owned(), Bsn::new(bsn)))
+            .values()
+            .filter(|state| state.payroll_tax_number == payroll_tax_number && state.bsn == bsn)
+            .min_by_key(|state| {
+                (
+                    state.status != ParticipantStatus::Active,
+                    std::cmp::Reverse(state.end_date),
+                    state.income_relationship_number,
+                )
+            })
     }
 
     pub(crate) fn participants(&self) -> Vec<ParticipantState> {
         let mut all: Vec<ParticipantState> = self.participants.values().cloned().collect();
         all.sort_by(|left, right| {
-            (&left.payroll_tax_number, &left.bsn).cmp(&(&right.payroll_tax_number, &right.bsn))
+            (
+                &left.payroll_tax_number,
+                &left.bsn,
+                left.income_relationship_number,
+            )
+                .cmp(&(
+                    &right.payroll_tax_number,
+                    &right.bsn,
+                    right.income_relationship_number,
+                ))
         });
         all
     }
@@ -341,24 +380,25 @@ impl InsurerLedger {
                 return self.reject(line, refusal);
             }
         };
-        let key: ParticipantKey = (
+        let person: PersonKey = (
             request.payroll_tax_number().to_owned(),
             request.bsn().clone(),
         );
-        line.payroll_tax_number = Some(key.0.clone());
-        line.bsn = Some(key.1.clone());
+        line.payroll_tax_number = Some(person.0.clone());
+        line.bsn = Some(person.1.clone());
         line.income_relationship_number = request.income_relationship_number();
         line.personnel_number = Some(request.personnel_number().to_owned());
         // Order is judged for refusals too: a refused request that arrives after a later event of
         // the same participant was applied shows the sender let the later one overtake it.
         if self
             .highest_applied_sequence
-            .get(&key)
+            .get(&person)
             .is_some_and(|highest| stream_sequence < *highest)
         {
             line.order_violation = true;
             self.order_violations += 1;
         }
+        let key = person.clone();
 
         match self.apply(&key, request, stream_sequence) {
             Ok(state) => {
@@ -403,11 +443,11 @@ impl InsurerLedger {
     /// current state, and applies it. Returns the state after application.
     fn apply(
         &mut self,
-        key: &ParticipantKey,
+        person: &PersonKey,
         request: SalaryLinkRequest,
         stream_sequence: u64,
     ) -> Result<ParticipantState, Refusal> {
-        let (payroll_tax_number, bsn) = key;
+        let (payroll_tax_number, bsn) = person;
         if !is_valid_payroll_tax_number(payroll_tax_number) {
             return Err(Refusal::new(
                 RejectionCode::InvalidPayrollTaxNumber,
@@ -445,7 +485,32 @@ impl InsurerLedger {
             link.scheme_ids.is_empty() || link.scheme_ids.iter().any(|known| known == scheme_id)
         };
 
-        let existing = self.participants.get(key);
+        // Person-level: every participation of the person takes the new personal data.
+        if let SalaryLinkRequest::PersonalDataChange(change) = request {
+            check_personal_data(&change.personal_data)?;
+            let mut changed = None;
+            for state in self.participants.values_mut().filter(|state| {
+                &state.payroll_tax_number == payroll_tax_number && &state.bsn == bsn
+            }) {
+                state.personnel_number.clone_from(&change.personnel_number);
+                state.personal_data = change.personal_data.clone();
+                state.last_applied_stream_sequence =
+                    state.last_applied_stream_sequence.max(stream_sequence);
+                changed = Some(state.clone());
+            }
+            // Terminated participants are accepted on purpose: a deferred member's new address
+            // matters to the insurer for years after leaving.
+            return changed.ok_or_else(unknown_participant);
+        }
+        let Some(income_relationship_number) = request.income_relationship_number() else {
+            return Err(unknown_participant());
+        };
+        let key: ParticipantKey = (
+            payroll_tax_number.clone(),
+            bsn.clone(),
+            income_relationship_number,
+        );
+        let existing = self.participants.get(&key);
         let new_state = match request {
             SalaryLinkRequest::Enrolment(enrolment) => {
                 if !scheme_allowed(&enrolment.scheme_id) {
@@ -459,36 +524,16 @@ impl InsurerLedger {
                         .fulltime_pensionable_salary_yearly,
                 })?;
                 check_personal_data(&enrolment.personal_data)?;
-                let mut ended = BTreeSet::new();
-                if let Some(current) = existing {
-                    ended.clone_from(&current.ended_income_relationship_numbers);
-                    if ended.contains(&enrolment.income_relationship_number) {
-                        return Err(Refusal::new(
-                            RejectionCode::IncomeRelationshipNumberReused,
-                            "a new income relationship must get a new income_relationship_number, \
-                             this one has ended",
-                        ));
-                    }
-                    if current.status == ParticipantStatus::Active
-                        && current.income_relationship_number
-                            != enrolment.income_relationship_number
-                    {
-                        return Err(Refusal::new(
-                            RejectionCode::ParticipantAlreadyEnrolled,
-                            "the participant is active under another income relationship",
-                        ));
-                    }
-                    if let Some(previous_end) = current.end_date
-                        && enrolment.start_date <= previous_end
-                    {
-                        return Err(Refusal::new(
-                            RejectionCode::EffectiveDateOutsideEmployment,
-                            "start_date must be after the end of the previous employment",
-                        ));
-                    }
+                if existing.is_some_and(|current| current.status == ParticipantStatus::Terminated) {
+                    return Err(Refusal::new(
+                        RejectionCode::IncomeRelationshipNumberReused,
+                        "a new income relationship must get a new income_relationship_number, \
+                         this one has ended",
+                    ));
                 }
                 // Re-enrolment under the same active income relationship is a correction of the
-                // start data and replaces it.
+                // start data and replaces it. Another, concurrent or later, relationship of the
+                // same person is a participation of its own.
                 ParticipantState {
                     payroll_tax_number: payroll_tax_number.clone(),
                     bsn: bsn.clone(),
@@ -506,8 +551,84 @@ impl InsurerLedger {
                     fulltime_hours_per_week: enrolment.fulltime_hours_per_week,
                     employment_values_effective_date: enrolment.start_date,
                     personal_data: enrolment.personal_data,
+                    ended_income_relationship_numbers: BTreeSet::new(),
+                    last_applied_stream_sequence: stream_sequence,
+                }
+            }
+            SalaryLinkRequest::StartDateCorrection(correction) => {
+                let current = enrolled(existing, correction.income_relationship_number)?;
+                if !scheme_allowed(&correction.scheme_id) {
+                    return Err(unknown_scheme(&correction.scheme_id));
+                }
+                check_values(&EmploymentValues {
+                    hours_per_week: correction.hours_per_week,
+                    fulltime_hours_per_week: correction.fulltime_hours_per_week,
+                    parttime_percentage: correction.parttime_percentage,
+                    fulltime_pensionable_salary_yearly: correction
+                        .fulltime_pensionable_salary_yearly,
+                })?;
+                if let Some(end_date) = current.end_date
+                    && correction.start_date > end_date
+                {
+                    return Err(Refusal::new(
+                        RejectionCode::EffectiveDateOutsideEmployment,
+                        format!("start_date is after the end date {end_date}"),
+                    ));
+                }
+                ParticipantState {
+                    personnel_number: correction.personnel_number,
+                    scheme_id: correction.scheme_id,
+                    start_date: correction.start_date,
+                    fulltime_pensionable_salary_yearly: correction
+                        .fulltime_pensionable_salary_yearly,
+                    parttime_percentage: correction.parttime_percentage,
+                    hours_per_week: correction.hours_per_week,
+                    fulltime_hours_per_week: correction.fulltime_hours_per_week,
+                    // Values dated before the corrected start hold from it.
+                    employment_values_effective_date: current
+                        .employment_values_effective_date
+                        .max(correction.start_date),
+                    last_applied_stream_sequence: stream_sequence,
+                    ..current.clone()
+                }
+            }
+            SalaryLinkRequest::Reinstatement(reinstatement) => {
+                let current = enrolled(existing, reinstatement.income_relationship_number)?;
+                if !scheme_allowed(&reinstatement.scheme_id) {
+                    return Err(unknown_scheme(&reinstatement.scheme_id));
+                }
+                check_values(&EmploymentValues {
+                    hours_per_week: reinstatement.hours_per_week,
+                    fulltime_hours_per_week: reinstatement.fulltime_hours_per_week,
+                    parttime_percentage: reinstatement.parttime_percentage,
+                    fulltime_pensionable_salary_yearly: reinstatement
+                        .fulltime_pensionable_salary_yearly,
+                })?;
+                if reinstatement.effective_date < current.start_date {
+                    return Err(Refusal::new(
+                        RejectionCode::EffectiveDateOutsideEmployment,
+                        format!(
+                            "effective_date is before the enrolled start date {}",
+                            current.start_date
+                        ),
+                    ));
+                }
+                let mut ended = current.ended_income_relationship_numbers.clone();
+                ended.remove(&reinstatement.income_relationship_number);
+                ParticipantState {
+                    personnel_number: reinstatement.personnel_number,
+                    scheme_id: reinstatement.scheme_id,
+                    status: ParticipantStatus::Active,
+                    end_date: None,
+                    end_reason: None,
+                    fulltime_pensionable_salary_yearly: reinstatement
+                        .fulltime_pensionable_salary_yearly,
+                    parttime_percentage: reinstatement.parttime_percentage,
+                    hours_per_week: reinstatement.hours_per_week,
+                    fulltime_hours_per_week: reinstatement.fulltime_hours_per_week,
                     ended_income_relationship_numbers: ended,
                     last_applied_stream_sequence: stream_sequence,
+                    ..current.clone()
                 }
             }
             SalaryLinkRequest::EmploymentMutation(mutation) => {
@@ -558,29 +679,17 @@ impl InsurerLedger {
                     ..current.clone()
                 }
             }
-            SalaryLinkRequest::PersonalDataChange(change) => {
-                // Terminated participants are accepted on purpose: a deferred member's new address
-                // matters to the insurer for years after leaving.
-                let Some(current) = existing else {
-                    return Err(unknown_participant());
-                };
-                check_personal_data(&change.personal_data)?;
-                ParticipantState {
-                    personnel_number: change.personnel_number,
-                    personal_data: change.personal_data,
-                    last_applied_stream_sequence: stream_sequence,
-                    ..current.clone()
-                }
-            }
+            // Handled above, before the participation key.
+            SalaryLinkRequest::PersonalDataChange(_) => return Err(unknown_participant()),
         };
         let mut stored = new_state;
         // A reordered request must not lower the mark that later order checks compare against.
-        if let Some(current) = self.participants.get(key) {
+        if let Some(current) = self.participants.get(&key) {
             stored.last_applied_stream_sequence = stored
                 .last_applied_stream_sequence
                 .max(current.last_applied_stream_sequence);
         }
-        self.participants.insert(key.clone(), stored.clone());
+        self.participants.insert(key, stored.clone());
         Ok(stored)
     }
 }

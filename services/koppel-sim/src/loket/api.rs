@@ -208,20 +208,35 @@ fn visible_employment<'w>(
     Ok((employer, employment))
 }
 
-/// The employments an employer's lists show: none while the empty-list fault is on.
-fn listed_employments(employer: &Employer) -> &[Employment] {
+/// The employments an employer's lists show to `user`: none while the empty-list fault is on,
+/// and without those ended before today when the user's filter hides former employees.
+fn listed_employments<'w>(
+    world: &World,
+    user: &AuthorizingUser,
+    employer: &'w Employer,
+) -> Vec<&'w Employment> {
     if employer.serves_empty_employee_list {
-        &[]
-    } else {
-        &employer.employments
+        return Vec::new();
     }
+    let today = world.today();
+    employer
+        .employments
+        .iter()
+        .filter(|employment| {
+            !user.hides_former_employments || employment.end_date.is_none_or(|end| end >= today)
+        })
+        .collect()
 }
 
 /// The employments running on the simulated today, for the `actual...` lists.
-fn actual_employments<'w>(world: &World, employer: &'w Employer) -> Vec<&'w Employment> {
+fn actual_employments<'w>(
+    world: &World,
+    user: &AuthorizingUser,
+    employer: &'w Employer,
+) -> Vec<&'w Employment> {
     let today = world.today();
-    listed_employments(employer)
-        .iter()
+    listed_employments(world, user, employer)
+        .into_iter()
         .filter(|employment| employment.is_active_on(today))
         .collect()
 }
@@ -327,7 +342,7 @@ pub(super) async fn employments_of_employer(
     simulator.with_world(|world| {
         let employer = visible_employer(world, &user, &employer_id)?;
         Ok(collection(
-            listed_employments(employer),
+            &listed_employments(world, &user, employer),
             paging,
             |employment| render::employment(employer, employment),
         ))
@@ -435,17 +450,20 @@ pub(super) async fn wages(
     let paging = paging(&query, simulator.config())?;
     reject_filter_and_order(&query)?;
     simulator.with_world(|world| {
-        let (_, employment) = visible_employment(world, &user, &employment_id)?;
+        let (employer, employment) = visible_employment(world, &user, &employment_id)?;
         let periods: Vec<_> = employment
             .wage_history
             .iter()
             .chain(std::iter::once(&employment.wage))
             .collect();
-        Ok(collection(&periods, paging, |period| render::wage(period)))
+        Ok(collection(&periods, paging, |period| {
+            render::wage(employer, period)
+        }))
     })
 }
 
-/// The organizational entity in force today for every running employment of the employer.
+/// The organizational entity in force today for every running employment of the employer (a
+/// slice entered per next month is not "actual" yet; it shows in the employment's own list).
 pub(super) async fn actual_organizational_entities(
     State(simulator): State<LoketSimulator>,
     headers: HeaderMap,
@@ -457,9 +475,10 @@ pub(super) async fn actual_organizational_entities(
     reject_filter_and_order(&query)?;
     simulator.with_world(|world| {
         let employer = visible_employer(world, &user, &employer_id)?;
-        let employments = actual_employments(world, employer);
+        let employments = actual_employments(world, &user, employer);
         Ok(collection(&employments, paging, |employment| {
-            let entity = render::organizational_entity(employer, &employment.organization);
+            let entity =
+                render::organizational_entity(employer, employment.organization_on(world.today()));
             render::with_employment_reference(entity, employer, employment)
         }))
     })
@@ -477,9 +496,9 @@ pub(super) async fn actual_working_hours(
     reject_filter_and_order(&query)?;
     simulator.with_world(|world| {
         let employer = visible_employer(world, &user, &employer_id)?;
-        let employments = actual_employments(world, employer);
+        let employments = actual_employments(world, &user, employer);
         Ok(collection(&employments, paging, |employment| {
-            let hours = render::working_hours(&employment.working_hours);
+            let hours = render::working_hours(employment.working_hours_on(world.today()));
             render::with_employment_reference(hours, employer, employment)
         }))
     })
@@ -590,8 +609,8 @@ pub(super) async fn employment_versions(
     let selection = VersionSelection::from_query(&query)?;
     simulator.with_world(|world| {
         let employer = visible_employer(world, &user, &employer_id)?;
-        let versions = listed_employments(employer)
-            .iter()
+        let versions = listed_employments(world, &user, employer)
+            .into_iter()
             .map(|employment| (employment.id, employment.last_modified_version));
         let items = selection.apply(versions);
         Ok(collection(&items, paging, |(id, version)| {

@@ -100,6 +100,10 @@ pub struct AuthorizingUser {
     pub employer_access: EmployerAccess,
     /// Whether the user may read BSNs (`/citizenservicenumber` is authorised separately).
     pub may_read_citizen_service_numbers: bool,
+    /// The user's filter setting "hide former employees": the employment lists (and their
+    /// version feed) leave out employments whose end date has passed, as Loket's employment
+    /// list "only returns the employments that meet the filter settings set at the user level".
+    pub hides_former_employments: bool,
 }
 
 impl AuthorizingUser {
@@ -109,7 +113,14 @@ impl AuthorizingUser {
             user_name: user_name.into(),
             employer_access: EmployerAccess::All,
             may_read_citizen_service_numbers: true,
+            hides_former_employments: false,
         }
+    }
+
+    /// The same user with the "hide former employees" filter switched on.
+    pub fn hiding_former_employments(mut self) -> Self {
+        self.hides_former_employments = true;
+        self
     }
 
     /// A user who sees only the given employers and may not read BSNs.
@@ -121,6 +132,7 @@ impl AuthorizingUser {
             user_name: user_name.into(),
             employer_access: EmployerAccess::Only(employers.into_iter().collect()),
             may_read_citizen_service_numbers: false,
+            hides_former_employments: false,
         }
     }
 }

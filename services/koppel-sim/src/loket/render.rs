@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::world::names::END_OF_EMPLOYMENT_REASONS;
 use crate::world::{
     CivilStatus, ContractDuration, Department, Employee, Employer, Employment, Gender, NameUsage,
-    OrganizationalPeriod, RecordMalformation, WagePeriod, WorkingHoursPeriod,
+    OrganizationalPeriod, PayPeriod, RecordMalformation, WagePeriod, WorkingHoursPeriod,
 };
 
 /// A `{key, value}` metadata object.
@@ -146,6 +146,7 @@ fn civil_status(status: CivilStatus) -> Value {
     match status {
         CivilStatus::Unmarried => metadata(1, "Ongehuwd"),
         CivilStatus::Married => metadata(2, "Gehuwd"),
+        CivilStatus::Divorced => metadata(4, "Gescheiden"),
     }
 }
 
@@ -278,6 +279,7 @@ pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value 
             "name": employer.company_name,
             "description": null,
             "clientNumber": employer.employer_number,
+            "payrollPeriodType": payroll_period_type(employer.pay_period),
         },
         "nonPayrollAdministration": null,
         "typeOfEmployee": metadata(1, "Werknemer"),
@@ -294,7 +296,7 @@ pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value 
         "incomeRelationshipNumber": employment.income_relationship_number,
         "professionCode": null,
         "isDirectorAndMajorShareholder": false,
-        "isOnCallEmployment": false,
+        "isOnCallEmployment": employment.on_call,
         "writtenEmploymentContract": true,
         "emailLeaveRequest": null,
         "namePayslip": employer.employee_at(employment.employee_index).map(Employee::formatted_name),
@@ -330,7 +332,7 @@ pub(super) fn organizational_entity(employer: &Employer, period: &Organizational
         "standardFunction": null,
         "department": department,
         "distributionUnit": distribution_unit,
-        "placeOfEmployment": employer.address.city,
+        "placeOfEmployment": period.location,
         "internalTelephoneExtensionNumber": null,
     })
 }
@@ -360,8 +362,12 @@ pub(super) fn working_hours(period: &WorkingHoursPeriod) -> Value {
         "aggregatedHoursPerWeek": decimal_number(period.hours_per_week),
         "averageParttimeFactor": decimal_number(factor_percentage),
         "deviatingSvDaysPerPeriod": null,
-        "regularWorkPattern": true,
-        "flexibleHoursContract": null,
+        "regularWorkPattern": !period.hours_per_week.is_zero(),
+        "flexibleHoursContract": if period.hours_per_week.is_zero() {
+            metadata(3, "Nulurencontract")
+        } else {
+            Value::Null
+        },
         "contractCode": null,
         "calculateUsingWorkPattern": {
             "leaveHours": false,
@@ -374,16 +380,36 @@ pub(super) fn working_hours(period: &WorkingHoursPeriod) -> Value {
     })
 }
 
+/// The payroll administration's pay period (loontijdvak). `sources.md` shows
+/// `payrollAdministration` with `cla` and `wageModel` but no period; the simulator serves it
+/// as `payrollPeriodType` metadata: 1 Maand, 2 Vier weken, 3 Week.
+fn payroll_period_type(pay_period: PayPeriod) -> Value {
+    match pay_period {
+        PayPeriod::Month => metadata(1, "Maand"),
+        PayPeriod::FourWeeks => metadata(2, "Vier weken"),
+        PayPeriod::Week => metadata(3, "Week"),
+    }
+}
+
 /// A wage. `sources.md` names the endpoint but not the shape; the simulator chose
-/// `grossWage` (monthly gross amount, a JSON number) with `grossWageType` metadata
-/// (`{"key":1,"value":"Periodeloon"}`, a salary per monthly period).
-pub(super) fn wage(period: &WagePeriod) -> Value {
+/// `grossWage` (a JSON number) with `grossWageType` metadata: `{"key":1,"value":"Periodeloon"}`
+/// is the gross amount per pay period of the payroll administration (see
+/// [`payroll_period_type`]: per month, four weeks or week), `{"key":2,"value":"Uurloon"}` a
+/// gross hourly wage (hourly-paid and on-call employments).
+pub(super) fn wage(employer: &Employer, period: &WagePeriod) -> Value {
+    let (amount, wage_type) = match period.hourly_rate {
+        Some(rate) => (rate, metadata(2, "Uurloon")),
+        None => (
+            employer.pay_period.amount_per_period(period.monthly_salary),
+            metadata(1, "Periodeloon"),
+        ),
+    };
     json!({
         "id": period.id,
         "startDate": date(period.start_date),
         "endDate": optional_date(period.end_date),
-        "grossWage": decimal_number(period.monthly_salary),
-        "grossWageType": metadata(1, "Periodeloon"),
+        "grossWage": decimal_number(amount),
+        "grossWageType": wage_type,
         "netWage": null,
         "wageScale": null,
     })

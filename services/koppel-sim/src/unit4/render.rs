@@ -8,7 +8,9 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use crate::world::{Employee, Employer, Employment, Gender, NameUsage, RecordMalformation};
+use crate::world::{
+    Employee, Employer, Employment, Gender, NameUsage, PayPeriod, RecordMalformation,
+};
 
 /// Holiday allowance (vakantietoeslag) used in the served pensionable salary: 8%.
 const HOLIDAY_ALLOWANCE: Decimal = Decimal::from_parts(108, 0, 0, false, 2);
@@ -97,20 +99,44 @@ pub(super) fn employee(employee: &Employee) -> Value {
     Value::Object(fields)
 }
 
-/// Full-time yearly pensionable salary: the monthly salary scaled to full time, times 12,
-/// plus holiday allowance. Unit4 computes this in payroll; the simulator serves the same rule.
+/// Full-time yearly pensionable salary as payroll computes it: the month-equivalent salary
+/// scaled to full time × 12, or for an hourly wage the rate × full-time hours × 52, plus
+/// holiday allowance. The loontijdvak does not change the yearly amount (13 four-week periods
+/// and 52 weeks make the same year as 12 months).
 fn pensionable_salary(employment: &Employment) -> Decimal {
     let hours = employment.working_hours.hours_per_week;
     let full_time = employment.working_hours.full_time_hours_per_week;
-    let monthly = employment.wage.monthly_salary;
-    let full_time_monthly = if hours.is_zero() {
-        monthly
-    } else {
-        monthly * full_time / hours
+    let yearly_full_time = match employment.wage.hourly_rate {
+        Some(rate) => rate * full_time * Decimal::from(52),
+        None if hours.is_zero() => employment.wage.monthly_salary * Decimal::from(12),
+        None => employment.wage.monthly_salary * full_time / hours * Decimal::from(12),
     };
-    (full_time_monthly * Decimal::from(12) * HOLIDAY_ALLOWANCE).round_dp(2)
+    (yearly_full_time * HOLIDAY_ALLOWANCE).round_dp(2)
 }
 
+/// `salarisgegevens.periode` and `brutoSalaris`: the amount per loontijdvak (`maand`,
+/// `4 weken`, `week`) or the hourly wage (`uur`).
+fn gross_salary(employer: &Employer, employment: &Employment) -> (Decimal, &'static str) {
+    match employment.wage.hourly_rate {
+        Some(rate) => (rate, "uur"),
+        None => {
+            let period = match employer.pay_period {
+                PayPeriod::Month => "maand",
+                PayPeriod::FourWeeks => "4 weken",
+                PayPeriod::Week => "week",
+            };
+            (
+                employer
+                    .pay_period
+                    .amount_per_period(employment.wage.monthly_salary),
+                period,
+            )
+        }
+    }
+}
+
+/// The latest values entered, each with the day it holds from (`ingangsdatum`): a change
+/// entered per next month is served as soon as it is entered, with a future date.
 pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value {
     let department = employer.departments.get(employment.organization.department);
     let function = employer
@@ -119,6 +145,7 @@ pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value 
     let cost_center = employer
         .cost_centers
         .get(employment.organization.cost_center);
+    let (gross, period) = gross_salary(employer, employment);
     json!({
         "dienstverbandId": employment.id,
         "werknemerId": employment.employee_id,
@@ -126,6 +153,11 @@ pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value 
         "datumInDienst": date(employment.start_date),
         "datumUitDienst": employment.end_date.map(date),
         "redenUitDienst": employment.end_reason,
+        "oproepkracht": employment.on_call,
+        "plaatsing": {
+            "ingangsdatum": date(employment.organization.start_date),
+            "standplaats": employment.organization.location,
+        },
         "functie": function.map(|function| function.title),
         "afdeling": department.map(|department| json!({
             "afdelingId": department.id,
@@ -141,10 +173,11 @@ pub(super) fn employment(employer: &Employer, employment: &Employment) -> Value 
         "uren": {
             "urenPerWeek": decimal(employment.working_hours.hours_per_week, 2),
             "voltijdUrenPerWeek": decimal(employment.working_hours.full_time_hours_per_week, 2),
+            "ingangsdatum": date(employment.working_hours.start_date),
         },
         "salarisgegevens": {
-            "brutoSalaris": decimal(employment.wage.monthly_salary, 2),
-            "periode": "maand",
+            "brutoSalaris": decimal(gross, 2),
+            "periode": period,
             "pensioengevendJaarsalaris": decimal(pensionable_salary(employment), 2),
             "pensioenregeling": format!("PR-{}", employer.employer_number),
             "ingangsdatum": date(employment.wage.start_date),

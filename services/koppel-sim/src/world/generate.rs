@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::names;
 use super::{
     Address, CivilStatus, ContractDuration, CostCenter, Department, Employee, Employer, Employment,
-    EntityLocation, Gender, JobFunction, NameUsage, OrganizationalPeriod, PartnerName, WagePeriod,
-    WorkingHoursPeriod, World, identifiers, random_uuid,
+    EntityLocation, Gender, JobFunction, NameUsage, OrganizationalPeriod, PartnerName, PayPeriod,
+    WagePeriod, WorkingHoursPeriod, World, identifiers, random_uuid,
 };
 
 /// Version stamped on everything that exists when the world is generated; mutations start above
@@ -97,6 +97,24 @@ fn build_employer(
     let chamber_of_commerce_number = identifiers::random_chamber_of_commerce_number(random);
     let full_time_hours_per_week = Decimal::from(pick(random, &[36u32, 38, 40]));
     let address = random_address(random);
+    // The first three employers of a world pay per month, per four weeks and per week, so
+    // even a small world has every loontijdvak; later ones mostly pay per month, as most
+    // Dutch employers do.
+    let pay_period = match employer_numbers.len() {
+        1 => PayPeriod::Month,
+        2 => PayPeriod::FourWeeks,
+        3 => PayPeriod::Week,
+        _ => pick(
+            random,
+            &[
+                PayPeriod::Month,
+                PayPeriod::Month,
+                PayPeriod::Month,
+                PayPeriod::FourWeeks,
+                PayPeriod::Week,
+            ],
+        ),
+    };
 
     // Roughly one department per six people, at least three, at most the whole name list.
     let department_count = (employee_count / 6).clamp(3, names::DEPARTMENT_NAMES.len());
@@ -141,6 +159,7 @@ fn build_employer(
         email_domain,
         address,
         full_time_hours_per_week,
+        pay_period,
         departments,
         job_functions,
         cost_centers,
@@ -230,6 +249,16 @@ pub(super) struct Placement {
 
 /// Creates an employee and its current employment (and, for a few, an earlier ended one), stamps
 /// them with `version` and registers their ids. Returns the employee and current employment id.
+/// How an employment is contracted: hours and the way it is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Contract {
+    /// Drawn like most contracts: full or part time with a salary per pay period, a few paid
+    /// per hour, a few on call.
+    Drawn,
+    /// An on-call (zero-hours) contract paid per hour.
+    OnCall,
+}
+
 pub(super) fn add_employee(
     world: &mut World,
     employer_index: usize,
@@ -288,6 +317,7 @@ pub(super) fn add_employee(
                     start_date: earlier_start,
                     ..placement
                 },
+                Contract::Drawn,
                 version,
             );
             earlier.end_date = Some(earlier_end);
@@ -312,6 +342,7 @@ pub(super) fn add_employee(
         employee_index,
         income_relationship_number,
         placement,
+        Contract::Drawn,
         version,
     );
     let employment_id = employment.id;
@@ -413,6 +444,49 @@ fn build_employee(
     }
 }
 
+/// Adds another employment of an existing employee (a re-hire or a second job) with the given
+/// NumIV, stamps it with `version` and registers its id. Returns the employment id.
+pub(super) fn add_employment(
+    world: &mut World,
+    employer_index: usize,
+    employee_index: usize,
+    income_relationship_number: u32,
+    placement: Placement,
+    contract: Contract,
+    version: u64,
+) -> Option<Uuid> {
+    let World {
+        random,
+        employers,
+        locations,
+        ..
+    } = world;
+    let employer = employers.get_mut(employer_index)?;
+    let employee_id = employer.employees.get(employee_index)?.id;
+    let employment = build_employment(
+        random,
+        employer,
+        employee_id,
+        employee_index,
+        income_relationship_number,
+        placement,
+        contract,
+        version,
+    );
+    let employment_id = employment.id;
+    locations.insert(
+        employment_id,
+        EntityLocation::Employment {
+            employer: employer_index,
+            employment: employer.employments.len(),
+        },
+    );
+    employer.employments.push(employment);
+    employer.last_modified_version = version;
+    Some(employment_id)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build_employment(
     random: &mut SmallRng,
     employer: &Employer,
@@ -420,10 +494,17 @@ fn build_employment(
     employee_index: usize,
     income_relationship_number: u32,
     placement: Placement,
+    contract: Contract,
     version: u64,
 ) -> Employment {
     let full_time = employer.full_time_hours_per_week;
-    let hours_per_week = if random.random_range(0..100) < 55 {
+    // About 3 in 100 contracts are on call and 4 in 100 are paid per hour with fixed hours.
+    let pay_draw = random.random_range(0..100);
+    let on_call = contract == Contract::OnCall || pay_draw < 3;
+    let paid_per_hour = on_call || pay_draw < 7;
+    let hours_per_week = if on_call {
+        Decimal::ZERO
+    } else if random.random_range(0..100) < 55 {
         full_time
     } else {
         Decimal::new(pick(random, PART_TIME_HOURS_IN_TENTHS), 1).min(full_time)
@@ -436,7 +517,15 @@ fn build_employment(
         });
     // People in one function earn between 90% and 115% of its base, pro rata their hours.
     let spread = Decimal::new(random.random_range(90..=115), 2);
-    let monthly_salary = money(base_salary * spread * hours_per_week / full_time);
+    let (monthly_salary, hourly_rate) = if paid_per_hour {
+        let rate = money(base_salary * spread * Decimal::from(12) / Decimal::from(52) / full_time);
+        (monthly_from_hourly(rate, hours_per_week), Some(rate))
+    } else {
+        (
+            money(base_salary * spread * hours_per_week / full_time),
+            None,
+        )
+    };
     let contract_duration = if random.random_range(0..100) < 80 {
         ContractDuration::Indefinite
     } else {
@@ -451,6 +540,7 @@ fn build_employment(
         end_date: None,
         end_reason: None,
         contract_duration,
+        on_call,
         manager_employee_id: None,
         organization: OrganizationalPeriod {
             id: random_uuid(random),
@@ -460,6 +550,7 @@ fn build_employment(
             job_function: placement.job_function,
             // The world keeps one cost center per department, at the same position.
             cost_center: placement.department,
+            location: employer.address.city,
         },
         organization_history: Vec::new(),
         working_hours: WorkingHoursPeriod {
@@ -475,10 +566,16 @@ fn build_employment(
             start_date: placement.start_date,
             end_date: None,
             monthly_salary,
+            hourly_rate,
         },
         wage_history: Vec::new(),
         last_modified_version: version,
     }
+}
+
+/// The month equivalent of an hourly wage for contracted hours: rate × hours × 52 / 12.
+pub(super) fn monthly_from_hourly(rate: Decimal, hours_per_week: Decimal) -> Decimal {
+    money(rate * hours_per_week * Decimal::from(52) / Decimal::from(12))
 }
 
 /// A partner name that differs from the own last name.

@@ -87,6 +87,8 @@ pub struct World {
     /// Every BSN handed out, so no two employees share one.
     issued_citizen_service_numbers: std::collections::HashSet<u32>,
     change_log: Vec<WorldChange>,
+    /// The version when the current simulated day began, to tell today's changes apart.
+    day_start_version: u64,
 }
 
 /// Where an id points to inside [`World`]; indices are positions in the owning vectors, which
@@ -115,6 +117,9 @@ pub struct Employer {
     pub address: Address,
     /// Full-time hours per week of this employer's collective agreement (36, 38 or 40).
     pub full_time_hours_per_week: Decimal,
+    /// The pay period of the employer's payroll administration (loontijdvak): salaries are
+    /// stated and paid per month, per four weeks or per week.
+    pub pay_period: PayPeriod,
     pub departments: Vec<Department>,
     pub job_functions: Vec<JobFunction>,
     pub cost_centers: Vec<CostCenter>,
@@ -126,6 +131,31 @@ pub struct Employer {
     /// while it is set, as a source that loses its data by mistake would.
     pub serves_empty_employee_list: bool,
     next_employee_number: u32,
+}
+
+/// The pay period (loontijdvak) of a payroll administration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayPeriod {
+    Month,
+    FourWeeks,
+    Week,
+}
+
+impl PayPeriod {
+    /// Periods per year: 12, 13 or 52.
+    pub fn periods_per_year(self) -> Decimal {
+        match self {
+            PayPeriod::Month => Decimal::from(12),
+            PayPeriod::FourWeeks => Decimal::from(13),
+            PayPeriod::Week => Decimal::from(52),
+        }
+    }
+
+    /// The gross amount per period for a month-equivalent salary (a yearly salary / 12),
+    /// rounded to cents the way a payslip shows it.
+    pub fn amount_per_period(self, monthly_salary: Decimal) -> Decimal {
+        generate::money(monthly_salary * Decimal::from(12) / self.periods_per_year())
+    }
 }
 
 /// A department with its manager.
@@ -184,6 +214,7 @@ pub enum Gender {
 pub enum CivilStatus {
     Unmarried,
     Married,
+    Divorced,
 }
 
 /// How an employee's last name is formed from their own and their partner's (naamgebruik).
@@ -325,10 +356,13 @@ pub struct Employment {
     pub end_date: Option<NaiveDate>,
     pub end_reason: Option<&'static str>,
     pub contract_duration: ContractDuration,
+    /// An on-call (oproep, zero-hours) contract: no contracted hours, paid per hour worked.
+    pub on_call: bool,
     /// The manager of this employment: its department's manager, or for a department manager
     /// the manager of the parent department.
     pub manager_employee_id: Option<Uuid>,
-    /// The organizational placement in force now (the latest period).
+    /// The latest organizational placement entered; it may start after today (a change per
+    /// next month), so use [`Employment::organization_on`] for the one in force on a day.
     pub organization: OrganizationalPeriod,
     /// Earlier, closed placements, oldest first.
     pub organization_history: Vec<OrganizationalPeriod>,
@@ -350,6 +384,33 @@ impl Employment {
     fn is_open(&self) -> bool {
         self.end_date.is_none()
     }
+
+    /// The organizational period in force on `date` (the earliest when `date` lies before
+    /// every period, the latest when after).
+    pub fn organization_on(&self, date: NaiveDate) -> &OrganizationalPeriod {
+        period_on(&self.organization, &self.organization_history, date)
+    }
+
+    pub fn working_hours_on(&self, date: NaiveDate) -> &WorkingHoursPeriod {
+        period_on(&self.working_hours, &self.working_hours_history, date)
+    }
+
+    pub fn wage_on(&self, date: NaiveDate) -> &WagePeriod {
+        period_on(&self.wage, &self.wage_history, date)
+    }
+}
+
+/// The period of a history (oldest first, then `current`) that holds on `date`.
+fn period_on<'a, P: mutations::Period>(current: &'a P, history: &'a [P], date: NaiveDate) -> &'a P {
+    if current.start_date() <= date {
+        return current;
+    }
+    history
+        .iter()
+        .rev()
+        .find(|period| period.start_date() <= date)
+        .or_else(|| history.first())
+        .unwrap_or(current)
 }
 
 /// A period of department, job function and cost center.
@@ -364,6 +425,8 @@ pub struct OrganizationalPeriod {
     pub job_function: usize,
     /// Position in [`Employer::cost_centers`].
     pub cost_center: usize,
+    /// Place of work (standplaats), a city.
+    pub location: &'static str,
 }
 
 /// A period of contracted hours.
@@ -394,8 +457,13 @@ pub struct WagePeriod {
     pub id: Uuid,
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
-    /// Gross monthly salary in euros, scale 2.
+    /// Gross salary as a month equivalent (a twelfth of the yearly salary) in euros, scale 2.
+    /// Simulators serve it per the employer's [`PayPeriod`]; an hourly-paid employment serves
+    /// [`WagePeriod::hourly_rate`] instead.
     pub monthly_salary: Decimal,
+    /// Gross hourly wage (uurloon) for an employment paid per hour, on-call contracts among
+    /// them; `None` for a salary per pay period.
+    pub hourly_rate: Option<Decimal>,
 }
 
 /// What kind of change a [`WorldChange`] records.
@@ -415,13 +483,34 @@ pub enum ChangeKind {
     SalaryChanged,
     /// An employee married: partner name and name usage set.
     NameChanged,
-    /// An employment's manager changed.
+    /// An employee's manager changed: the manager of their main employment (the running one
+    /// with the lowest NumIV; for a leaver, the latest one, whose manager stays frozen).
     ManagerChanged,
+    /// The manager of an employment other than the employee's main one changed (a second job
+    /// in another department). The canonical model keeps one manager per employee, from the
+    /// main employment, so no event follows from it.
+    SecondaryEmploymentManagerChanged,
     /// A department got another manager (department id set, no employee or employment id).
     DepartmentManagerChanged,
     /// A test injected a defect into a record (not a real-world change; koppel should
     /// quarantine the record rather than emit an event for it).
     MalformationInjected,
+    /// A former employee came back: a new employment with the next NumIV (never a reused
+    /// one) for an existing employee.
+    Rehired,
+    /// An employee took a second, concurrent employment with the same employer (its own
+    /// NumIV), for example an on-call contract next to a part-time job.
+    SecondEmploymentStarted,
+    /// The start date of an employment was corrected (payroll's PatchCorrectStartDate).
+    StartDateCorrected,
+    /// The end date of an ended employment was corrected.
+    EndDateCorrected,
+    /// A dismissal was withdrawn: the end date and reason were removed (PatchReinstate).
+    Reinstated,
+    /// A divorce: the partner name is removed and the name usage returns to the own name.
+    Divorced,
+    /// An employment's place of work (standplaats) changed.
+    LocationChanged,
 }
 
 /// One entry of the ground-truth log: one change to one entity on one simulated day.
@@ -433,9 +522,13 @@ pub enum ChangeKind {
 pub struct WorldChange {
     /// The world version this change created; strictly increasing through the log.
     pub version: u64,
-    /// The simulated day of the change.
+    /// The simulated day the change was entered in payroll (when a source can first show it).
     pub date: NaiveDate,
-    /// The day the change takes effect (the end date for a leaver, otherwise `date`).
+    /// The day from which the change holds: the start date of a hire (often weeks after
+    /// `date`), the end date of a leaver, the first day of a new slice for a salary, hours or
+    /// organisational change (before `date` for a retroactive change, after it for one per
+    /// next month), the corrected date for a correction, and `date` itself for changes a
+    /// source keeps without a date (names, managers).
     pub effective_date: NaiveDate,
     pub kind: ChangeKind,
     pub employer_id: Uuid,
@@ -469,6 +562,7 @@ impl World {
             locations: HashMap::new(),
             issued_citizen_service_numbers: std::collections::HashSet::new(),
             change_log: Vec::new(),
+            day_start_version: 0,
             config,
         };
         generate::populate(&mut world);
@@ -670,6 +764,12 @@ impl Employer {
     pub fn employee_at(&self, index: usize) -> Option<&Employee> {
         self.employees.get(index)
     }
+
+    /// The manager the canonical model gives the employee at `employee_index`: that of their
+    /// main employment (running, lowest NumIV), or for a leaver that of their latest one.
+    pub fn manager_of_employee(&self, employee_index: usize) -> Option<Uuid> {
+        mutations::employee_manager(self, employee_index)
+    }
 }
 
 /// A version-4-shaped UUID from the seeded generator.
@@ -681,6 +781,8 @@ fn random_uuid(random: &mut SmallRng) -> Uuid {
 #[cfg(test)]
 mod tests {
     use std::collections::{HashMap, HashSet};
+
+    use chrono::Datelike;
 
     use super::*;
 
@@ -821,6 +923,13 @@ mod tests {
             ChangeKind::NameChanged,
             ChangeKind::ManagerChanged,
             ChangeKind::DepartmentManagerChanged,
+            ChangeKind::Rehired,
+            ChangeKind::SecondEmploymentStarted,
+            ChangeKind::StartDateCorrected,
+            ChangeKind::EndDateCorrected,
+            ChangeKind::Reinstated,
+            ChangeKind::Divorced,
+            ChangeKind::LocationChanged,
         ] {
             assert!(
                 kinds.contains(&kind),
@@ -839,38 +948,80 @@ mod tests {
         // Every entity carries the version of the last log entry that touched it.
         let mut last_for_employment: HashMap<Uuid, u64> = HashMap::new();
         let mut last_for_employer: HashMap<Uuid, u64> = HashMap::new();
+        // The last entry that set an employment's end or start, and an employee's name.
+        let mut last_end: HashMap<Uuid, &WorldChange> = HashMap::new();
+        let mut last_start: HashMap<Uuid, &WorldChange> = HashMap::new();
+        let mut last_name: HashMap<Uuid, &WorldChange> = HashMap::new();
         for change in world.change_log() {
             last_for_employer.insert(change.employer_id, change.version);
             if let Some(employment_id) = change.employment_id {
                 last_for_employment.insert(employment_id, change.version);
             }
-            if change.kind == ChangeKind::NameChanged {
-                let employee_id = change.employee_id.unwrap();
-                let (_, employee) = world.employee(employee_id).unwrap();
-                assert!(employee.partner.is_some());
-                assert!(employee.last_modified_version >= change.version);
-            }
-            if change.kind == ChangeKind::EmploymentEnded {
-                let (_, employment) = world.employment(change.employment_id.unwrap()).unwrap();
-                assert_eq!(employment.end_date, Some(change.effective_date));
+            match change.kind {
+                ChangeKind::NameChanged | ChangeKind::Divorced => {
+                    last_name.insert(change.employee_id.unwrap(), change);
+                }
+                ChangeKind::EmploymentEnded
+                | ChangeKind::EndDateCorrected
+                | ChangeKind::Reinstated => {
+                    last_end.insert(change.employment_id.unwrap(), change);
+                }
+                ChangeKind::Hired
+                | ChangeKind::Rehired
+                | ChangeKind::SecondEmploymentStarted
+                | ChangeKind::StartDateCorrected => {
+                    last_start.insert(change.employment_id.unwrap(), change);
+                }
+                _ => {}
             }
             if change.kind == ChangeKind::Hired {
                 let employee_id = change.employee_id.unwrap();
-                let (employer, _) = world.employee(employee_id).unwrap();
-                let employments_of_hire = employer
-                    .employments
-                    .iter()
-                    .filter(|e| e.employee_id == employee_id)
-                    .count();
-                assert_eq!(
-                    employments_of_hire, 1,
-                    "a hire creates exactly one employment"
+                let (_, employment) = world.employment(change.employment_id.unwrap()).unwrap();
+                assert!(
+                    employment.income_relationship_number == 1,
+                    "a hire is a first employment"
                 );
+                assert_eq!(Some(employment.employee_id), Some(employee_id));
+                // Hires are entered on or before their first working day.
+                assert!(change.effective_date >= change.date, "{change:?}");
+            }
+            if matches!(
+                change.kind,
+                ChangeKind::Rehired | ChangeKind::SecondEmploymentStarted
+            ) {
                 let (employer, employment) =
                     world.employment(change.employment_id.unwrap()).unwrap();
                 assert_eq!(employer.id, change.employer_id);
-                assert_eq!(employment.start_date, change.date);
-                assert_eq!(Some(employment.employee_id), change.employee_id);
+                assert!(employment.income_relationship_number >= 2, "{change:?}");
+            }
+        }
+        for (employee_id, change) in last_name {
+            let (_, employee) = world.employee(employee_id).unwrap();
+            assert_eq!(
+                employee.partner.is_some(),
+                change.kind == ChangeKind::NameChanged
+            );
+            assert!(employee.last_modified_version >= change.version);
+        }
+        for (employment_id, change) in last_end {
+            let (_, employment) = world.employment(employment_id).unwrap();
+            match change.kind {
+                ChangeKind::Reinstated => assert_eq!(employment.end_date, None),
+                _ => assert_eq!(employment.end_date, Some(change.effective_date)),
+            }
+        }
+        for (employment_id, change) in last_start {
+            let (_, employment) = world.employment(employment_id).unwrap();
+            assert_eq!(employment.start_date, change.effective_date, "{change:?}");
+        }
+        // NumIV is never reused: per employee, every employment has its own number.
+        for employer in world.employers() {
+            let mut numbers = HashSet::new();
+            for employment in &employer.employments {
+                assert!(numbers.insert((
+                    employment.employee_id,
+                    employment.income_relationship_number
+                )));
             }
         }
         for (employment_id, version) in last_for_employment {
@@ -886,6 +1037,57 @@ mod tests {
         }
         assert_eq!(world.changes_since(version_before).len(), produced);
         assert!(world.changes_since(world.version()).is_empty());
+    }
+
+    #[test]
+    fn changes_take_effect_before_after_and_on_the_day_they_are_entered() {
+        let mut world = small_world(11);
+        world.advance_days(60);
+        let log = world.change_log();
+        let retroactive_across_a_month = log.iter().any(|change| {
+            matches!(
+                change.kind,
+                ChangeKind::SalaryChanged | ChangeKind::HoursChanged
+            ) && change.effective_date < change.date
+                && change.effective_date.month() != change.date.month()
+        });
+        let hire_ahead = log.iter().any(|change| {
+            change.kind == ChangeKind::Hired
+                && (14..=42).contains(&(change.effective_date - change.date).num_days())
+        });
+        let hours_per_next_month = log.iter().any(|change| {
+            change.kind == ChangeKind::HoursChanged
+                && change.effective_date > change.date
+                && change.effective_date.day() == 1
+        });
+        let dismissal_ahead = log.iter().any(|change| {
+            change.kind == ChangeKind::EmploymentEnded && change.effective_date > change.date
+        });
+        assert!(retroactive_across_a_month);
+        assert!(hire_ahead);
+        assert!(hours_per_next_month);
+        assert!(dismissal_ahead);
+        // Every pay period and on-call contracts exist.
+        let periods: HashSet<PayPeriod> = world.employers().iter().map(|e| e.pay_period).collect();
+        assert_eq!(periods.len(), 3);
+        assert!(
+            world
+                .employers()
+                .iter()
+                .flat_map(|employer| &employer.employments)
+                .any(|employment| employment.on_call
+                    && employment.working_hours.hours_per_week.is_zero()
+                    && employment.wage.hourly_rate.is_some())
+        );
+        // The slice in force on a change's effective date carries it.
+        for change in log
+            .iter()
+            .filter(|change| change.kind == ChangeKind::SalaryChanged)
+        {
+            let (_, employment) = world.employment(change.employment_id.unwrap()).unwrap();
+            let slice = employment.wage_on(change.effective_date);
+            assert!(slice.start_date <= change.effective_date);
+        }
     }
 
     #[test]
