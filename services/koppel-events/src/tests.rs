@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use crate::avro_value::{self, DecimalShape, FACTOR_DECIMAL, HOURS_DECIMAL, MONEY_DECIMAL};
 use crate::codec::{
-    DecodeError, EncodeError, SINGLE_OBJECT_HEADER_LENGTH, SINGLE_OBJECT_MARKER, WriterSchemas,
-    decode, decode_with, encode, fingerprint_of,
+    DecodeError, EncodeError, SINGLE_OBJECT_MARKER, WriterSchemas, decode, decode_with, encode,
+    fingerprint_of,
 };
 use crate::event::*;
 use crate::model::*;
