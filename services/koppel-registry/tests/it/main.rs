@@ -285,7 +285,7 @@ async fn records_written_by_a_newer_koppel_keep_their_recipient_and_employer() {
     assert!(restarted.problems["recipients.insurer"].serving_last_good);
     assert!(matches!(
         registry.recipient("insurer").await,
-        Err(RegistryError::Kv(koppel_nats::kv::KvError::Decode { .. }))
+        Err(RegistryError::Undecodable { .. })
     ));
 
     // A delete is still a delete.
