@@ -191,7 +191,19 @@ impl PensionInsurerClient {
                 retry_after,
             },
             status => {
-                let body = response.bytes().await.unwrap_or_default();
+                // Bounded like every recipient body: a huge refusal is a dead letter that names
+                // the limit, never a deliverer out of memory.
+                let body = match super::read_bounded_body(response, super::MAX_RESPONSE_BODY_BYTES)
+                    .await
+                {
+                    Ok(body) => body,
+                    Err(error) => {
+                        return AttemptOutcome::Permanent {
+                            class: PermanentClass::Refused,
+                            reason: one_line(&format!("HTTP {}: {error}", status.as_u16()), 400),
+                        };
+                    }
+                };
                 let error = serde_json::from_slice::<ErrorBody>(&body).ok();
                 let code = error.as_ref().map_or("", |error| error.code.as_str());
                 // A personal-data change for someone the insurer has no enrolment of: the
